@@ -1,0 +1,276 @@
+"""Image <-> .lic bytes with one model: padding, modes, alpha, quality and rate targets.
+
+:class:`Codec` binds a model and its weights to a device. It is what the public functions in
+:mod:`lccodec` and the CLI use::
+
+    codec = open_model("hyperprior")
+    enc = codec.encode(image, quality=4.0)   # Encoded: .data, .reconstruction, .bpp, .psnr
+    pixels = codec.decode(enc.data)          # == enc.reconstruction on this machine
+"""
+from __future__ import annotations
+
+import functools
+import io
+import math
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import container
+from .coding import EscapeReader, EscapeWriter
+from .container import STREAM_ALPHA, STREAM_ESCAPE, Header, Stream
+from .errors import FormatError, LicError, ModelError
+from .imageio import RasterImage, load_image
+from .models import ModelSpec, build_model, model_by_id, model_by_name, weights_path
+from .weights_io import load_weights
+
+QUALITY_STEP = 1.0 / 256  # the header stores quality in 1/256 steps
+
+
+@dataclass
+class Encoded:
+    """The result of an encode: the file bytes and what the decoder will reconstruct."""
+
+    data: bytes
+    reconstruction: np.ndarray  # H x W x C uint8, C = channels of `mode`
+    mode: str
+    quality: float
+    bpp: float
+    psnr: float  # PSNR of the colour channels, dB (inf when identical)
+    warnings: list[str] = field(default_factory=list)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is a ModelError."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelError("--device cuda requested but no CUDA GPU is available")
+    if device not in ("cpu", "cuda"):
+        raise ModelError(f"unknown device '{device}' (use auto, cpu or cuda)")
+    return torch.device(device)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB between two uint8 arrays of equal shape."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
+
+
+def _alpha_to_png(alpha: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(alpha, "L").save(buf, format="PNG", compress_level=9)
+    return buf.getvalue()
+
+
+def _alpha_from_png(data: bytes, width: int, height: int) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
+            if im.size != (width, height) or im.mode != "L":
+                raise FormatError("corrupt: alpha plane does not match the image")
+            return np.asarray(im.convert("L"))
+    except FormatError:
+        raise
+    except Exception:
+        raise FormatError("corrupt: alpha plane cannot be decoded") from None
+
+
+class Codec:
+    """One model with its weights on one device."""
+
+    def __init__(self, spec: ModelSpec, device: str = "auto") -> None:
+        self.spec = spec
+        self.device = resolve_device(device)
+        path = weights_path(spec)
+        from .weights_io import read_metadata
+
+        meta = read_metadata(path)
+        self.model = build_model(spec, meta["config"])
+        self.meta = load_weights(path, self.model)
+        self.weights_id: int = self.meta["weights_id_int"]
+        self.weights_bytes = path.stat().st_size
+        self.model.eval().to(self.device)
+        self._lock = threading.Lock()
+
+    @property
+    def quality_range(self) -> tuple[float, float]:
+        return self.model.quality_range
+
+    # ------------------------------------------------------------------ encode
+    def _check_quality(self, quality: float) -> float:
+        lo, hi = self.quality_range
+        if not (isinstance(quality, (int, float)) and math.isfinite(quality) and lo <= quality <= hi):
+            raise ModelError(f"quality must be a number from {lo:g} to {hi:g}, got {quality!r}")
+        return round(quality * 256) / 256
+
+    def _prepare(self, image: RasterImage) -> tuple[torch.Tensor, torch.Tensor]:
+        """(padded input tensor, quality-independent analysis)."""
+        pixels = image.pixels
+        if pixels.shape[2] == 1:
+            pixels = np.repeat(pixels, 3, axis=2)
+        x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)
+        x = x.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+        s = self.model.stride
+        h, w = x.shape[2:]
+        x = F.pad(x, (0, (-w) % s, 0, (-h) % s), mode="replicate")
+        return x, self.model.analyze(x)
+
+    def _to_pixels(self, x_hat: torch.Tensor, height: int, width: int, channels: int) -> np.ndarray:
+        rgb = x_hat[0, :, :height, :width].mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+        rgb = rgb.permute(1, 2, 0).cpu().numpy()
+        if channels == 1:  # grayscale input was coded as three equal planes
+            rgb = np.round(rgb.astype(np.float32).mean(axis=2, keepdims=True)).astype(np.uint8)
+        return rgb
+
+    def _encode_at(self, image: RasterImage, analysis: torch.Tensor, quality: float, synthesize: bool = True) -> Encoded:
+        escapes = EscapeWriter()
+        streams, flags, x_hat = self.model.compress(analysis, quality, escapes, synthesize)
+        streams.append(Stream(STREAM_ESCAPE, escapes.getvalue(), escapes.count))
+        if image.alpha is not None:
+            streams.append(Stream(STREAM_ALPHA, _alpha_to_png(image.alpha), image.alpha.size))
+        header = Header(
+            model_id=self.spec.model_id,
+            weights_id=self.weights_id,
+            quality_q8=round(quality * 256),
+            width=image.width,
+            height=image.height,
+            mode=image.mode,
+            layer_flags=flags,
+        )
+        data = container.pack(header, streams)
+        bpp = len(data) * 8.0 / (image.width * image.height)
+        if x_hat is None:
+            return Encoded(data, np.empty(0, np.uint8), image.mode, quality, bpp, math.nan, list(image.warnings))
+        colour = self._to_pixels(x_hat, image.height, image.width, image.pixels.shape[2])
+        recon = colour if image.alpha is None else np.concatenate([colour, image.alpha[..., None]], axis=2)
+        return Encoded(data, recon, image.mode, quality, bpp, psnr(colour, image.pixels), list(image.warnings))
+
+    def encode(
+        self,
+        image: object,
+        quality: float | None = None,
+        *,
+        bpp: float | None = None,
+        psnr: float | None = None,
+    ) -> Encoded:
+        """Encode an image (anything :func:`lccodec.imageio.load_image` accepts).
+
+        Give one of `quality` (continuous, within :attr:`quality_range`), `bpp` (largest file
+        with at most that many bits per pixel) or `psnr` (smallest file with at least that PSNR).
+        """
+        targets = [t is not None for t in (quality, bpp, psnr)]
+        if sum(targets) > 1:
+            raise ModelError("give only one of quality, bpp and psnr")
+        raster = image if isinstance(image, RasterImage) else load_image(image)
+        with self._lock, torch.inference_mode():
+            x, analysis = self._prepare(raster)
+            del x
+            if bpp is not None:
+                return self._search(raster, analysis, "bpp", float(bpp))
+            if psnr is not None:
+                return self._search(raster, analysis, "psnr", float(psnr))
+            q = self._check_quality(4.0 if quality is None else quality)
+            return self._encode_at(raster, analysis, q)
+
+    def _search(self, image: RasterImage, analysis: torch.Tensor, target: str, value: float) -> Encoded:
+        """Bisection over the header's quality steps on real encodes."""
+        if not math.isfinite(value) or value <= 0:
+            raise ModelError(f"--{target} must be a positive number, got {value!r}")
+        lo_q, hi_q = (round(q * 256) for q in self.quality_range)
+
+        def ok(q8: int) -> tuple[bool, Encoded]:
+            enc = self._encode_at(image, analysis, q8 / 256, synthesize=(target == "psnr"))
+            return (enc.bpp <= value if target == "bpp" else enc.psnr >= value), enc
+
+        if target == "bpp":  # largest quality whose file fits
+            good, _ = ok(lo_q)
+            if not good:
+                best = lo_q
+                note = f"cannot reach {value:g} bpp; lowest quality used"
+            else:
+                lo, hi = lo_q, hi_q  # invariant: lo fits
+                if ok(hi)[0]:
+                    lo = hi
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    lo, hi = (mid, hi) if ok(mid)[0] else (lo, mid)
+                best, note = lo, ""
+        else:  # smallest quality reaching the PSNR
+            good, _ = ok(hi_q)
+            if not good:
+                best = hi_q
+                note = f"cannot reach {value:g} dB; highest quality used"
+            else:
+                lo, hi = lo_q, hi_q  # invariant: hi reaches
+                if ok(lo)[0]:
+                    hi = lo
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    lo, hi = (lo, mid) if ok(mid)[0] else (mid, hi)
+                best, note = hi, ""
+        enc = self._encode_at(image, analysis, best / 256)
+        if note:
+            enc.warnings.append(note)
+        return enc
+
+    # ------------------------------------------------------------------ decode
+    def decode(self, data: bytes) -> np.ndarray:
+        """Decode .lic bytes made by this model: H x W x C uint8 (C from the file's mode)."""
+        header, streams = container.unpack(data)
+        return self.decode_parsed(header, streams)
+
+    def decode_parsed(self, header: Header, streams: list[Stream]) -> np.ndarray:
+        if header.model_id != self.spec.model_id:
+            raise FormatError(f"file was made by model id {header.model_id}, not {self.spec.name}")
+        if header.weights_id != self.weights_id:
+            raise ModelError(
+                f"file was made with {self.spec.name} weights {header.weights_id:08x}; "
+                f"this lic has {self.weights_id:08x}"
+            )
+        lo, hi = self.quality_range
+        quality = header.quality_q8 / 256
+        if not lo <= quality <= hi:
+            raise FormatError(f"corrupt: quality {quality:g} is outside {lo:g}..{hi:g}")
+        by_kind = {s.kind: s for s in streams}
+        s = self.model.stride
+        padded = (-(-header.height // s) * s, -(-header.width // s) * s)
+        escapes = EscapeReader(by_kind[STREAM_ESCAPE].data if STREAM_ESCAPE in by_kind else b"")
+        with self._lock, torch.inference_mode():
+            x_hat = self.model.decompress(by_kind, padded, quality, escapes, self.device)
+        if STREAM_ESCAPE in by_kind and escapes.count != by_kind[STREAM_ESCAPE].symbols:
+            raise FormatError("corrupt: escape count does not match")
+        channels = 1 if header.mode in ("L", "LA") else 3
+        colour = self._to_pixels(x_hat, header.height, header.width, channels)
+        if header.mode in ("LA", "RGBA"):
+            if STREAM_ALPHA not in by_kind:
+                raise FormatError("corrupt: alpha stream is missing")
+            alpha = _alpha_from_png(by_kind[STREAM_ALPHA].data, header.width, header.height)
+            colour = np.concatenate([colour, alpha[..., None]], axis=2)
+        return colour
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_codec(name: str, device: str) -> Codec:
+    return Codec(model_by_name(name), device)
+
+
+def open_model(name: str = "hyperprior", device: str = "auto") -> Codec:
+    """The codec of model `name` on `device` ('auto', 'cpu' or 'cuda'); cached."""
+    spec = model_by_name(name)
+    return _cached_codec(spec.name, str(resolve_device(device)))
+
+
+def decode_bytes(data: bytes, device: str = "auto") -> tuple[Header, np.ndarray]:
+    """Decode any .lic file with the model its header names."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise FormatError("decode expects the bytes of a .lic file")
+    header, streams = container.unpack(bytes(data))
+    spec = model_by_id(header.model_id)
+    return header, open_model(spec.name, device).decode_parsed(header, streams)
+
+
+__all__ = ["Codec", "Encoded", "LicError", "decode_bytes", "open_model", "psnr", "resolve_device"]

@@ -1,0 +1,237 @@
+"""Loading and saving images: every input normalised to 8-bit L, LA, RGB or RGBA planes.
+
+All failures (missing file, not an image, truncated, too large, unsupported) raise ImageError.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import struct
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .atomic import atomic_output
+from .errors import ImageError, LicError
+
+DEFAULT_MAX_PIXELS = 1 << 27  # below Pillow's own hard limit (~179 Mpx), so ours is the one users meet
+MODES = ("L", "LA", "RGB", "RGBA")
+WARN_16BIT = "16-bit image reduced to 8 bits"
+
+Source = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, Image.Image, np.ndarray]
+
+# Pillow modes converted with Image.convert(); the rest are handled explicitly below.
+_CONVERT = {"1": "L", "La": "LA", "PA": "RGBA", "RGBa": "RGBA", "RGBX": "RGB",
+            "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB"}
+# Errors Pillow (and the codecs under it) raise on bad data.
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error,
+                  IndexError, KeyError, MemoryError, Image.DecompressionBombError)
+
+
+@dataclass
+class RasterImage:
+    """An 8-bit image split into its colour planes and optional alpha plane."""
+
+    pixels: np.ndarray  # HxWx3 (RGB) or HxWx1 (grayscale) uint8
+    alpha: np.ndarray | None  # HxW uint8, or None
+    mode: str  # "L", "LA", "RGB" or "RGBA": what decode gives back
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+
+def from_planes(pixels: np.ndarray, alpha: np.ndarray | None, mode: str) -> RasterImage:
+    """Build a RasterImage from planes, checking that shapes, dtype and mode agree."""
+    pixels = np.asarray(pixels)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    channels = 1 if mode in ("L", "LA") else 3
+    if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != channels:
+        raise ValueError(f"mode {mode} needs HxWx{channels} uint8 pixels, got {pixels.dtype} {pixels.shape}")
+    if (alpha is not None) != mode.endswith("A"):
+        raise ValueError(f"mode {mode} {'needs' if mode.endswith('A') else 'takes no'} alpha plane")
+    if alpha is not None:
+        alpha = np.ascontiguousarray(alpha)
+        if alpha.dtype != np.uint8 or alpha.shape != pixels.shape[:2]:
+            raise ValueError(f"alpha must be {pixels.shape[:2]} uint8, got {alpha.dtype} {alpha.shape}")
+    return RasterImage(np.ascontiguousarray(pixels), alpha, mode)
+
+
+def _check_size(width: int, height: int, max_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise ImageError(f"image is empty ({width}x{height} pixels)")
+    if width * height > max_pixels:
+        raise ImageError(f"image too large: {width}x{height} pixels exceeds the limit of {max_pixels}")
+
+
+def _from_array(arr: np.ndarray, max_pixels: int) -> RasterImage:
+    if arr.dtype != np.uint8:
+        raise ImageError(f"image arrays must be uint8, got {arr.dtype}")
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
+        raise ImageError(f"image arrays must be HxW or HxWxC with C in 1..4, got shape {arr.shape}")
+    _check_size(arr.shape[1], arr.shape[0], max_pixels)
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[2]]
+    alpha = arr[..., -1].copy() if mode.endswith("A") else None
+    colour = arr[..., :-1] if alpha is not None else arr
+    return from_planes(colour.copy(), alpha, mode)
+
+
+def _rawmodes(im: Image.Image) -> str:
+    """The decoder arguments of a not-yet-loaded image (they name the stored sample layout)."""
+    return " ".join(str(t.args) for t in (getattr(im, "tile", None) or []))
+
+
+def _is_16bit(im: Image.Image) -> bool:
+    """Whether Pillow is about to decode samples wider than 8 bits (before im.load())."""
+    return im.mode.startswith("I;16") or ";16" in _rawmodes(im)
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """I;16*, I and F images as 8-bit L: 16-bit samples keep their top 8 bits."""
+    arr = np.asarray(im)
+    if im.mode == "F":
+        arr = arr.astype(np.float64)
+        scale = 255.0 if np.nanmax(arr, initial=0.0) <= 1.0 else 1.0
+        out = np.clip(np.nan_to_num(arr * scale), 0, 255).round()
+    else:
+        out = np.clip(arr.astype(np.int64), 0, 0xFFFF) >> 8
+    return Image.fromarray(out.astype(np.uint8))
+
+
+def _normalise(im: Image.Image, max_pixels: int) -> RasterImage:
+    """Check size, pick frame 0, decode, rotate per EXIF and reduce to L/LA/RGB/RGBA."""
+    _check_size(im.width, im.height, max_pixels)
+    notes = []
+    frames = getattr(im, "n_frames", 1)
+    if frames > 1:
+        notes.append(f"animated image: only the first of {frames} frames is used")
+        im.seek(0)
+    wide = _is_16bit(im)
+    la16 = "LA;16" in _rawmodes(im)  # Pillow opens 16-bit LA as RGBA
+    im.load()
+    if im.getexif().get(0x0112, 1) != 1:  # EXIF orientation tag
+        im = ImageOps.exif_transpose(im)
+    if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+        wide = wide or im.mode != "F"
+        if im.mode == "F":
+            notes.append("32-bit float image reduced to 8 bits")
+        im = _to_8bit(im)
+    elif la16 and im.mode == "RGBA":
+        im = Image.merge("LA", (im.getchannel("R"), im.getchannel("A")))
+    elif im.mode == "P":
+        transparent = "transparency" in im.info or (im.palette is not None and im.palette.mode == "RGBA")
+        im = im.convert("RGBA" if transparent else "RGB")
+    elif im.mode in _CONVERT:
+        im = im.convert(_CONVERT[im.mode])
+    elif im.mode not in MODES:
+        try:
+            im = im.convert("RGBA" if "A" in im.mode else "RGB")
+        except ValueError as exc:
+            raise ImageError(f"unsupported image mode {im.mode}") from exc
+    if wide:
+        notes.insert(0, WARN_16BIT)
+    raster = _from_array(np.array(im), max_pixels)
+    raster.warnings = notes
+    return raster
+
+
+def _bomb_message(exc: Exception) -> str:
+    found = re.findall(r"\d+", str(exc))
+    if len(found) >= 2:
+        return f"image too large: {found[0]} pixels exceeds the limit of {found[1]}"
+    return f"image too large: {exc}"
+
+
+def load_image(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> RasterImage:
+    """Load an image from a path, bytes, binary file, PIL image or uint8 array."""
+    if isinstance(source, np.ndarray):
+        return _from_array(source, max_pixels)
+    if isinstance(source, (str, os.PathLike)):
+        label, fp = os.fspath(source), os.fspath(source)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        label, fp = "<bytes>", io.BytesIO(bytes(source))
+    elif isinstance(source, Image.Image):
+        label, fp = getattr(source, "filename", "") or "<image>", None
+    elif hasattr(source, "read"):
+        label, fp = str(getattr(source, "name", "<stream>")), source
+    else:
+        raise ImageError(f"cannot load an image from a {type(source).__name__}")
+    try:
+        with warnings.catch_warnings():
+            # Our own max_pixels check is the limit; Pillow's hard error still applies above it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if fp is None:
+                return _normalise(source, max_pixels)
+            with Image.open(fp) as im:
+                return _normalise(im, max_pixels)
+    except LicError:
+        raise
+    except FileNotFoundError as exc:
+        raise ImageError(f"no such file: '{label}'") from exc
+    except IsADirectoryError as exc:
+        raise ImageError(f"'{label}' is a directory, not an image") from exc
+    except PermissionError as exc:
+        raise ImageError(f"cannot read '{label}': permission denied") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"'{label}' is not an image Pillow can read") from exc
+    except Image.DecompressionBombError as exc:
+        raise ImageError(_bomb_message(exc)) from exc
+    except MemoryError as exc:
+        raise ImageError(f"cannot read image '{label}': not enough memory") from exc
+    except _DECODE_ERRORS as exc:
+        if isinstance(exc, EOFError) or "truncated" in str(exc).lower():
+            raise ImageError(f"cannot read image '{label}': truncated file") from exc
+        raise ImageError(f"cannot read image '{label}': {exc}") from exc
+
+
+def to_pil(img: RasterImage) -> Image.Image:
+    """The RasterImage as a PIL image in its own mode."""
+    planes = [img.pixels[..., :1] if img.mode in ("L", "LA") else img.pixels[..., :3]]
+    if img.alpha is not None:
+        planes.append(img.alpha[..., None])
+    arr = np.concatenate(planes, axis=2) if len(planes) > 1 else planes[0]
+    pil = Image.fromarray(np.ascontiguousarray(arr[..., 0] if arr.shape[2] == 1 else arr))
+    if pil.mode != img.mode:
+        raise ValueError(f"planes {img.pixels.shape} do not match mode {img.mode}")
+    return pil
+
+
+def _format_for(path: Path) -> str:
+    Image.init()
+    return Image.registered_extensions().get(path.suffix.lower(), "PNG")
+
+
+def save_image(img: RasterImage | Image.Image, dest: str | os.PathLike | BinaryIO,
+               format: str | None = None) -> None:
+    """Save to a path (atomically; format from the extension, PNG by default) or a binary stream."""
+    pil = to_pil(img) if isinstance(img, RasterImage) else img
+    is_path = isinstance(dest, (str, os.PathLike))
+    fmt = (format or (_format_for(Path(dest)) if is_path else "PNG")).upper()
+    label = os.fspath(dest) if is_path else str(getattr(dest, "name", "<stream>"))
+    try:
+        if is_path:
+            with atomic_output(dest) as f:
+                pil.save(f, format=fmt)
+        else:
+            pil.save(dest, format=fmt)
+    except LicError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ImageError(f"cannot save a {pil.mode} image as {fmt} to '{label}': {exc}") from exc

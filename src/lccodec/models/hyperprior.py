@@ -1,0 +1,206 @@
+"""Mean-scale hyperprior model (Ballé et al. 2018; Minnen et al. 2018 without context).
+
+::
+
+    x ─g_a─► y ─×gain(q)─► y' ─h_a─► z ──round──► ẑ ──[factorized tables]──► z stream
+                            │                     │
+                            │        exact h_s (fixed point, CPU) ─► μ, σ-index
+                            ▼                     ▼
+                 r = round(y' − μ) ──[Gaussian tables by σ-index]──► y stream
+                 ŷ' = r + μ ─×1/gain(q)─► g_s ─► x̂
+
+Only integers decide probabilities: ẑ, the fixed-point output of h_s, and the stored tables.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..coding import CdfTables, EscapeReader, EscapeWriter, decode_indexed, encode_indexed
+from ..coding import build_factorized_tables, build_gaussian_tables
+from ..container import LAYER_Y, LAYER_Z, STREAM_Y, STREAM_Z, Stream
+from ..entropy_models import FactorizedDensity, gaussian_likelihood, scale_levels
+from ..errors import FormatError
+from ..exact import ACT_BITS, ExactNet
+from ..layers import GDN, QualityGain, conv, deconv
+
+LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+Z_GRID = 255  # z tables are built from the density on -Z_GRID..Z_GRID
+
+
+def _lower_bound(x: torch.Tensor, bound: float) -> torch.Tensor:
+    """max(x, bound) in the forward pass, identity gradient."""
+    return x + (x.clamp_min(bound) - x).detach()
+
+
+def _ste_round(x: torch.Tensor) -> torch.Tensor:
+    return x + (torch.round(x) - x).detach()
+
+
+class HyperpriorModel(nn.Module):
+    """Variable-rate mean-scale hyperprior: transforms, entropy models and the latent codec."""
+
+    name = "hyperprior"
+    model_id = 1
+    stride = 64  # the image is padded to a multiple of this
+
+    def __init__(self, N: int = 128, M: int = 192, lambdas: tuple[float, ...] = LAMBDAS) -> None:
+        super().__init__()
+        self.config = {"N": N, "M": M, "lambdas": list(lambdas)}
+        self.lambdas = tuple(lambdas)
+        self.g_a = nn.Sequential(
+            conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M)
+        )
+        self.g_s = nn.Sequential(
+            deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
+            deconv(N, N), GDN(N, inverse=True), deconv(N, 3),
+        )
+        self.h_a = nn.Sequential(
+            conv(M, N, 3, 1), nn.LeakyReLU(inplace=True), conv(N, N), nn.LeakyReLU(inplace=True),
+            conv(N, N),
+        )
+        self.h_s = nn.Sequential(
+            deconv(N, M), nn.ReLU(), deconv(M, M * 3 // 2), nn.ReLU(), conv(M * 3 // 2, 2 * M, 3, 1)
+        )
+        self.gain = QualityGain(len(lambdas), M)
+        self.inv_gain = QualityGain(len(lambdas), M)
+        self.z_density = FactorizedDensity(N)
+        self.tables: dict[str, CdfTables] = {}
+        self._exact_h_s: ExactNet | None = None
+
+    @property
+    def quality_range(self) -> tuple[float, float]:
+        return (1.0, float(len(self.lambdas)))
+
+    # ----------------------------------------------------------------- training
+    def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict:
+        """Training pass: x in [0, 1], quality (B,) floats. Returns x_hat and likelihoods."""
+        y = self.g_a(x) * self.gain(quality)[:, :, None, None]
+        z = self.h_a(y)
+        z_lik = self.z_density.likelihood(z + torch.empty_like(z).uniform_(-0.5, 0.5))
+        mean, scale = self.h_s(_ste_round(z)).chunk(2, dim=1)
+        scale = _lower_bound(scale, 0.11)
+        y_lik = gaussian_likelihood(y + torch.empty_like(y).uniform_(-0.5, 0.5), mean, scale)
+        y_hat = _ste_round(y - mean) + mean
+        x_hat = self.g_s(y_hat * self.inv_gain(quality)[:, :, None, None])
+        return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}}
+
+    # ------------------------------------------------------------ entropy tables
+    def build_tables(self) -> dict[str, np.ndarray]:
+        """Integer tables from the trained float model (export time), also installed on self."""
+        levels = scale_levels()
+        arrays = {"y.scale_bounds": np.round(levels * (1 << ACT_BITS)).astype(np.int64)}
+        arrays.update(build_gaussian_tables(levels).as_arrays("y"))
+        pmf = self.z_density.pmf_grid(-Z_GRID, Z_GRID)
+        arrays.update(build_factorized_tables(pmf, -Z_GRID).as_arrays("z"))
+        self.load_tables(arrays)
+        return arrays
+
+    def load_tables(self, arrays: dict[str, np.ndarray]) -> None:
+        self.tables = {k: CdfTables.from_arrays(arrays, k) for k in ("y", "z")}
+        self.scale_bounds = np.asarray(arrays["y.scale_bounds"], dtype=np.int64)
+        self._exact_h_s = None
+
+    @property
+    def exact_h_s(self) -> ExactNet:
+        if self._exact_h_s is None:
+            self._exact_h_s = ExactNet(self.h_s)
+        return self._exact_h_s
+
+    # ---------------------------------------------------------------- the codec
+    def _entropy_params(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+        """Exact mean (float32, multiple of 2^-ACT_BITS) and scale-table index of every y."""
+        out = self.exact_h_s(z_hat)
+        mean_int, scale_int = out.chunk(2, dim=1)
+        index = np.searchsorted(self.scale_bounds, scale_int.numpy().ravel(), side="left")
+        index = np.minimum(index, len(self.scale_bounds) - 1)
+        mean = mean_int.to(torch.float32) / float(1 << ACT_BITS)
+        return mean, index
+
+    def _z_index(self, shape: tuple[int, ...]) -> np.ndarray:
+        c, h, w = shape[1:]
+        return np.repeat(np.arange(c), h * w)
+
+    @torch.no_grad()
+    def analyze(self, x: torch.Tensor) -> torch.Tensor:
+        """The quality-independent analysis g_a(x) of a padded (1, 3, H, W) image in [0, 1]."""
+        return self.g_a(x)
+
+    @torch.no_grad()
+    def compress(
+        self,
+        analysis: torch.Tensor,
+        quality: float,
+        escapes: EscapeWriter,
+        synthesize: bool = True,
+    ) -> tuple[list[Stream], int, torch.Tensor | None]:
+        """Code the analysis of one padded image at `quality`.
+
+        Returns the streams, the layer flags and (if `synthesize`) the reconstruction, which is
+        exactly what the decoder computes on the same machine.
+        """
+        q = torch.tensor([quality], device=analysis.device)
+        y = (analysis * self.gain(q)[:, :, None, None]).float()
+        z_hat = torch.round(self.h_a(y)).cpu().to(torch.int64)
+        z_data, z_count = encode_indexed(
+            z_hat.numpy().ravel(), self._z_index(z_hat.shape), self.tables["z"], escapes
+        )
+        z_hat = self._decoded_z(z_hat.numpy().ravel(), z_hat.shape)
+        mean, index = self._entropy_params(z_hat)
+        residual = torch.round(y.cpu() - mean).to(torch.int64)
+        y_data, y_count = encode_indexed(residual.numpy().ravel(), index, self.tables["y"], escapes)
+        x_hat = self._synthesize(residual, mean, quality, analysis.device) if synthesize else None
+        streams = [Stream(STREAM_Z, z_data, z_count), Stream(STREAM_Y, y_data, y_count)]
+        return streams, LAYER_Z | LAYER_Y, x_hat
+
+    def _decoded_z(self, values: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(values, dtype=np.int64)).view(*shape)
+
+    def _synthesize(
+        self, residual: torch.Tensor, mean: torch.Tensor, quality: float, device: torch.device
+    ) -> torch.Tensor:
+        y_hat = (residual.to(torch.float32) + mean).to(device)
+        q = torch.tensor([quality], device=device)
+        return self.g_s(y_hat * self.inv_gain(q)[:, :, None, None]).clamp_(0.0, 1.0)
+
+    def decode_latents(
+        self, streams: dict[int, Stream], padded_hw: tuple[int, int], escapes: EscapeReader
+    ) -> dict[str, torch.Tensor]:
+        """Entropy-decode ẑ and the y residuals; everything here is exact integer work.
+
+        Returns z_hat, residual (int64), mean (float32) and index (int64, scale-table index).
+        """
+        for kind in (STREAM_Z, STREAM_Y):
+            if kind not in streams:
+                raise FormatError("corrupt: a latent stream is missing")
+        h, w = padded_hw
+        N, M = self.config["N"], self.config["M"]
+        z_shape = (1, N, h // 64, w // 64)
+        y_shape = (1, M, h // 16, w // 16)
+        for kind, shape in ((STREAM_Z, z_shape), (STREAM_Y, y_shape)):
+            if streams[kind].symbols != int(np.prod(shape)):
+                raise FormatError("corrupt: symbol count does not match the image size")
+        z_values = decode_indexed(streams[STREAM_Z].data, self._z_index(z_shape), self.tables["z"], escapes)
+        z_hat = self._decoded_z(z_values, z_shape)
+        mean, index = self._entropy_params(z_hat)
+        r = decode_indexed(streams[STREAM_Y].data, index, self.tables["y"], escapes)
+        return {
+            "z_hat": z_hat,
+            "residual": torch.from_numpy(r).view(*y_shape),
+            "mean": mean,
+            "index": torch.from_numpy(index).view(*y_shape),
+        }
+
+    @torch.no_grad()
+    def decompress(
+        self,
+        streams: dict[int, Stream],
+        padded_hw: tuple[int, int],
+        quality: float,
+        escapes: EscapeReader,
+        device: torch.device,
+    ) -> torch.Tensor:
+        """Rebuild the padded image (1, 3, H, W) in [0, 1] from the streams."""
+        latents = self.decode_latents(streams, padded_hw, escapes)
+        return self._synthesize(latents["residual"], latents["mean"], quality, device)

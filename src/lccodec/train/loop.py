@@ -1,0 +1,335 @@
+"""The training loop: variable-rate rate-distortion training of any registered model.
+
+Each step draws one quality level q (uniform over the model's λ ladder), a batch of random crops,
+and minimises ``λ_q·255²·MSE + bpp``. The learning rate follows a linear warm-up and a cosine
+decay over the *planned* number of steps, a pure function of the step, so a run cut into chunks
+(``minutes`` per chunk, ``resume`` from the last checkpoint) follows the same schedule as one run.
+Batches and noise are seeded by (seed, step): resuming from a full checkpoint continues exactly.
+
+On CUDA: the data sit on the GPU, the transforms run in bf16 autocast (their last layer and all
+entropy-model arithmetic in fp32), channels_last, ``torch.compile`` (optional), TF32 allowed for
+the duration of the run only.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import LicError
+from .checkpoint import load_checkpoint, read_index, save_checkpoint
+from .data import CropSampler, CropSpec, image_files, load_images
+
+PROBE_STEPS = 20  # steps timed to turn a --minutes budget into a planned step count
+REWARM_STEPS = 100  # lr ramp after resuming without optimizer state
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run. `steps` is the planned total; `minutes` bounds this chunk."""
+
+    model: str = "hyperprior"
+    model_config: dict = field(default_factory=dict)
+    data: str = ""
+    steps: int | None = None
+    minutes: float | None = None
+    batch: int = 16
+    crop: int = 256
+    min_scale: float = 0.6
+    lr: float = 6e-4
+    final_lr_ratio: float = 0.01
+    warmup: int | None = None
+    clip: float = 1.0
+    device: str = "auto"
+    compile: bool | None = None  # None: on CUDA only
+    channels_last: bool | None = None  # None: on CUDA only
+    bf16: bool | None = None  # None: on CUDA only
+    threads: int | None = None
+    seed: int = 0
+    log_every: int = 50
+    checkpoint: str | None = None
+    checkpoint_kind: str = "full"
+    checkpoint_minutes: float = 5.0
+    resume: str | None = None
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    step: int
+    planned_steps: int
+    device: str
+    device_seconds: float
+    history: list[dict]
+    ms_per_step: float
+    meta: dict  # the checkpoint index fields (step, plan, devices, data, config): see export
+
+
+def lr_at(step: int, total: int, warmup: int, base: float, final_ratio: float) -> float:
+    """Linear warm-up over `warmup` steps, then cosine decay to base·final_ratio at `total`."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base * (final_ratio + (1.0 - final_ratio) * 0.5 * (1.0 + math.cos(math.pi * t)))
+
+
+def default_warmup(total: int) -> int:
+    return max(1, min(1000, total // 20))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise LicError(f"unknown device '{name}'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise LicError("device 'cuda' asked for, but no CUDA device is available")
+    return device
+
+
+def rd_loss(out: dict, x: torch.Tensor, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, bpp, mse) per batch: mean over images of λ·255²·MSE + bpp, with per-image λ."""
+    num_pixels = x.shape[2] * x.shape[3]
+    bits = sum(
+        torch.log2(lik.float()).flatten(1).sum(1) for lik in out["likelihoods"].values()
+    )
+    bpp = -bits / num_pixels
+    mse = (out["x_hat"].float() - x.float()).square().flatten(1).mean(1)
+    loss = (lam * 255.0**2 * mse + bpp).mean()
+    return loss, bpp.mean(), mse.mean()
+
+
+def _autocast_forward(forward: Callable, device_type: str, enabled: bool) -> Callable:
+    @functools.wraps(forward)
+    def run(x, *args, **kwargs):
+        if not enabled:
+            x = x.float()
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled):
+            return forward(x, *args, **kwargs)
+
+    return run
+
+
+def enable_mixed_precision(model: nn.Module, device_type: str) -> None:
+    """bf16 autocast for the model's transforms (its nn.Sequential children), on this instance.
+
+    The last layer of each transform runs in fp32 on fp32 input, so latents, means and scales
+    keep full precision, and everything outside the transforms (noise, likelihoods) stays fp32.
+    Parameters and state_dict are untouched: checkpoints and exports do not see it.
+    """
+    for child in model.children():
+        if isinstance(child, nn.Sequential) and len(child) > 1:
+            child.forward = _autocast_forward(child.forward, device_type, True)
+            last = child[-1]
+            last.forward = _autocast_forward(last.forward, device_type, False)
+
+
+def data_summary(folder: str, images: list[torch.Tensor]) -> dict:
+    """Name, count, pixels and a digest (names and sizes) of the training folder."""
+    crc = 0
+    for p in image_files(folder):
+        crc = zlib.crc32(f"{p.name}|{p.stat().st_size}".encode(), crc)
+    pixels = sum(int(im.shape[1] * im.shape[2]) for im in images)
+    return {"folder": Path(folder).name, "images": len(images), "pixels": pixels, "digest": f"{crc:08x}"}
+
+
+@contextlib.contextmanager
+def _tf32(enabled: bool):
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    if enabled:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Adam:
+    """Adam with two groups: the transforms, and the z density (named 'entropy')."""
+    entropy = [p for n, p in model.named_parameters() if n.startswith("z_density.")]
+    ids = {id(p) for p in entropy}
+    main = [p for p in model.parameters() if id(p) not in ids]
+    groups = [{"params": main, "name": "main"}]
+    if entropy:
+        groups.append({"params": entropy, "name": "entropy"})
+    return torch.optim.Adam(groups, lr=lr)
+
+
+def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResult:
+    """Run (or continue) training as `config` says; returns the trained model and statistics."""
+    from ..models import build_model, model_by_name  # lazy: models import the entropy coder
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = resolve_device(config.device)
+    cuda = device.type == "cuda"
+    use_compile = cuda if config.compile is None else config.compile
+    use_cl = cuda if config.channels_last is None else config.channels_last
+    use_bf16 = cuda if config.bf16 is None else config.bf16
+    if config.batch < 1 or config.crop < 64 or config.crop % 64:
+        raise LicError("--batch must be >= 1 and --crop a multiple of 64")
+
+    index = read_index(config.resume) if config.resume else None
+    spec = model_by_name(index["model"] if index else config.model)
+    model_config = dict(index["model_config"]) if index else dict(config.model_config)
+    model = build_model(spec, model_config).to(device)
+    optimizer = make_optimizer(model, config.lr)
+    step, base_seconds, devices = 0, 0.0, []
+    planned = config.steps
+    warmup = config.warmup
+    rewarm_from = None
+    if index:
+        index = load_checkpoint(config.resume, model, optimizer)
+        step = int(index["step"])
+        base_seconds = float(index.get("device_seconds", 0.0))
+        devices = list(index.get("devices", []))
+        planned = planned or index.get("planned_steps")
+        warmup = warmup or index.get("warmup")
+        if not index["optimizer_loaded"]:
+            rewarm_from = step
+        log(f"resumed at step {step} from {config.resume} ({index['kind']} checkpoint)")
+    if planned is None and config.minutes is None:
+        raise LicError("give --steps (planned total) or --minutes (time budget)")
+    model.config = dict(model.config)  # keep the config that build_model recorded
+
+    images = load_images(config.data, device)
+    data = data_summary(config.data, images)
+    sampler = CropSampler(images, CropSpec(size=config.crop, min_scale=config.min_scale), config.seed)
+    lambdas = torch.tensor(model.lambdas, dtype=torch.float32)
+    levels = len(model.lambdas)
+    log(
+        f"training {spec.name} {model_config or '(default config)'} on {device} "
+        f"({data['images']} images, {data['pixels'] / 1e6:.0f} Mpixel), batch {config.batch}, "
+        f"crop {config.crop}, bf16 {use_bf16}, channels_last {use_cl}, compile {use_compile}"
+    )
+
+    if use_cl:
+        model = model.to(memory_format=torch.channels_last)
+    if use_bf16:
+        enable_mixed_precision(model, device.type)
+    forward = torch.compile(model) if use_compile else model
+    model.train()
+
+    def run_meta() -> dict:
+        return {
+            "step": step, "planned_steps": planned, "warmup": warmup, "model": spec.name,
+            "model_config": model.config,
+            "device_seconds": base_seconds + (time.perf_counter() - start),
+            "devices": devices, "data": data, "train_config": asdict(config),
+        }
+
+    def ckpt() -> None:
+        if config.checkpoint:
+            save_checkpoint(config.checkpoint, model, optimizer, run_meta(), config.checkpoint_kind)
+
+    label = torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)"
+    if label not in devices:
+        devices.append(label)
+    history: list[dict] = []
+    start = time.perf_counter()
+    last_ckpt = start
+    window = {"loss": torch.zeros((), device=device), "bpp": torch.zeros((), device=device),
+              "psnr": torch.zeros((), device=device), "n": 0, "t": start}
+    timed = {"steps": 0, "seconds": 0.0}
+    start_step = step
+
+    with _tf32(cuda):
+        while planned is None or step < planned:
+            now = time.perf_counter()
+            if config.minutes is not None and now - start >= config.minutes * 60.0:
+                break
+            rng_seed = (config.seed * 1_000_003 + step) % (2**63)
+            torch.manual_seed(rng_seed)
+            q = 1 + int(np.random.default_rng([config.seed, step, 1]).integers(levels))
+            x = sampler.batch(step, config.batch)
+            if use_cl:
+                x = x.contiguous(memory_format=torch.channels_last)
+            quality = torch.full((config.batch,), float(q), device=device)
+            lam = lambdas[q - 1].to(device).expand(config.batch)
+
+            total = planned or (step + PROBE_STEPS * 50)
+            warm = warmup or default_warmup(total)
+            lr = lr_at(step, total, warm, config.lr, config.final_lr_ratio)
+            if rewarm_from is not None:
+                lr *= min(1.0, (step - rewarm_from + 1) / REWARM_STEPS)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
+            out = forward(x, quality)
+            loss, bpp, mse = rd_loss(out, x, lam)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.clip:
+                nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+            optimizer.step()
+            step += 1
+
+            window["loss"] += loss.detach()
+            window["bpp"] += bpp.detach()
+            window["psnr"] += -10.0 * torch.log10(mse.detach().clamp_min(1e-10))
+            window["n"] += 1
+            if step - start_step == 3:  # the first steps include compilation and warm-up
+                if cuda:
+                    torch.cuda.synchronize(device)
+                timed["t0"] = time.perf_counter()
+            if planned is None and step - start_step == 3 + PROBE_STEPS:
+                if cuda:
+                    torch.cuda.synchronize(device)
+                per_step = (time.perf_counter() - timed["t0"]) / PROBE_STEPS
+                left = config.minutes * 60.0 - (time.perf_counter() - start)
+                planned = step + max(1, int(left / per_step))
+                warmup = warmup or default_warmup(planned)
+                log(f"planned {planned} steps ({per_step * 1e3:.0f} ms/step measured, warm-up {warmup})")
+
+            if step % config.log_every == 0 or step == planned:
+                if cuda:
+                    torch.cuda.synchronize(device)
+                now = time.perf_counter()
+                n = window["n"]
+                entry = {
+                    "step": step, "lr": lr, "loss": window["loss"].item() / n,
+                    "bpp": window["bpp"].item() / n, "psnr": window["psnr"].item() / n,
+                    "ms_per_step": (now - window["t"]) * 1e3 / n,
+                }
+                if not math.isfinite(entry["loss"]):
+                    raise LicError(
+                        f"training diverged (loss is not finite) at step {step}; "
+                        "lower --lr or resume from the last checkpoint"
+                    )
+                history.append(entry)
+                log(
+                    f"step {step}/{planned or '?'}  lr {lr:.2e}  loss {entry['loss']:.4f}  "
+                    f"bpp {entry['bpp']:.4f}  psnr {entry['psnr']:.2f}  {entry['ms_per_step']:.1f} ms/step"
+                )
+                for k in ("loss", "bpp", "psnr"):
+                    window[k].zero_()
+                window["n"], window["t"] = 0, now
+                if config.checkpoint and now - last_ckpt >= config.checkpoint_minutes * 60.0:
+                    ckpt()
+                    last_ckpt = time.perf_counter()
+
+    if cuda:
+        torch.cuda.synchronize(device)
+    elapsed = time.perf_counter() - start
+    if "t0" in timed and step - start_step > 3:
+        ms = (time.perf_counter() - timed["t0"]) * 1e3 / (step - start_step - 3)
+    else:
+        ms = elapsed * 1e3 / max(1, step - start_step)
+    ckpt()
+    log(f"stopped at step {step}/{planned}: {elapsed / 60:.1f} min, {ms:.1f} ms/step this run")
+    return TrainResult(
+        model=model, step=step, planned_steps=planned or step, device=label,
+        device_seconds=base_seconds + elapsed, history=history, ms_per_step=ms, meta=run_meta(),
+    )

@@ -1,0 +1,40 @@
+"""Shared fixtures: small synthetic images, the shipped codec, the optional shared data."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+KODAK = SHARED / "data" / "kodak"
+
+
+def photo_like(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth, textured RGB test image (uint8), deterministic."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack(
+        [
+            128 + 80 * np.sin(xx / 17.0 + seed) * np.cos(yy / 23.0),
+            128 + 60 * np.cos((xx + yy) / 29.0),
+            110 + 70 * np.sin(yy / 11.0 - seed),
+        ],
+        axis=2,
+    )
+    noise = rng.normal(0, 6, size=(height, width, 3))
+    return np.clip(base + noise, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="session")
+def codec():
+    import lccodec
+
+    return lccodec.open_model("hyperprior", "cpu")
+
+
+@pytest.fixture(scope="session")
+def kodak_dir() -> Path:
+    if not KODAK.is_dir():
+        pytest.skip("../shared/data/kodak is absent")
+    return KODAK

@@ -1,0 +1,1 @@
+"""Shipped model weights (safetensors), installed as package data."""
