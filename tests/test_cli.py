@@ -85,7 +85,8 @@ def test_decode_format_option(png, tmp_path, capsys):
         (["encode", "{png}", "{tmp}/no/such/dir/x.lic"], "cannot write"),
         (["encode", "{png}", "{tmp}/x.lic", "--quality", "2", "--bpp", "1"], "only one of"),
         (["frobnicate"], "No such command"),
-        (["decode", "{tmp}"], "Missing argument"),
+        (["decode", "{tmp}"], "give IN and OUT"),
+        (["encode", "{png}", "{png}", "-o", "{tmp}/nodir"], "does not exist"),
     ],
 )
 def test_errors_are_one_line(argv, fragment, png, tmp_path, capsys):
@@ -120,3 +121,27 @@ def test_pipes_end_to_end(png, tmp_path):
     bad = subprocess.run(cmd + ["decode", "-", "-"], input=b"garbage", capture_output=True, env=env)
     assert bad.returncode != 0 and bad.stdout == b""
     assert bad.stderr.decode().strip().startswith("lic: error: ")
+
+
+def test_many_files_one_failure_does_not_stop_the_rest(png, tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    second = tmp_path / "second.png"
+    Image.fromarray(photo_like(20, 30, seed=4)).save(second)
+    code, _, err = run(["encode", str(png), str(bad), str(second), "-o", str(out_dir)], capsys)
+    assert code != 0
+    assert "bad.png" in err and "1 of 3 files failed" in err
+    assert sorted(p.name for p in out_dir.iterdir()) == ["in.lic", "second.lic"]
+    code, _, err = run(["decode", *map(str, sorted(out_dir.glob("*.lic"))), "-o", str(out_dir), "--jobs", "2"], capsys)
+    assert code == 0, err
+    assert Image.open(out_dir / "second.png").size == (30, 20)
+
+
+def test_many_files_refuses_colliding_outputs(png, tmp_path, capsys):
+    other = tmp_path / "sub"
+    other.mkdir()
+    (other / "in.png").write_bytes(png.read_bytes())
+    code, _, err = run(["encode", str(png), str(other / "in.png"), "-o", str(tmp_path)], capsys)
+    assert_one_error_line(code, err, "would both be written")

@@ -10,8 +10,17 @@ from dataclasses import dataclass
 
 __version__ = "0.1.0"
 
-from .codec import Codec, Encoded, decode_bytes, open_model
 from .errors import FormatError, ImageError, LicError, ModelError
+
+_LAZY = {"Codec", "Encoded", "decode_bytes", "open_model"}  # need torch: imported on first use
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from . import codec
+
+        return getattr(codec, name)
+    raise AttributeError(f"module 'lccodec' has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,7 @@ class ModelInfo:
 
 def list_models() -> list[ModelInfo]:
     """Every model this lic ships whose weights are present."""
+    from .codec import open_model
     from .models import MODELS
 
     out = []
@@ -53,12 +63,16 @@ def encode(
     device: str = "auto",
 ) -> bytes:
     """Encode an image (path, bytes, PIL image or HxWxC uint8 array) to .lic bytes."""
+    from .codec import open_model
+
     return open_model(model, device).encode(image, quality, bpp=bpp, psnr=psnr).data
 
 
 def decode(data: bytes, device: str = "auto"):
     """Decode .lic bytes to a PIL image in the original mode (L, LA, RGB or RGBA)."""
     from PIL import Image
+
+    from .codec import decode_bytes
 
     header, pixels = decode_bytes(data, device)
     if pixels.shape[2] == 1:

@@ -62,7 +62,22 @@ def _check_distinct(inp: str, out: str) -> None:
         raise LicError(f"input and output are the same file: '{inp}'")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose heavier subcommands (bench, train) are imported only when used."""
+
+    lazy = {"bench": "lccodec.bench.cli:bench", "train": "lccodec.train.cli:train_command"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            module, attr = self.lazy[name].split(":")
+            return getattr(__import__(module, fromlist=[attr]), attr)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="lic", message="%(prog)s %(version)s")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 @click.pass_context
@@ -77,24 +92,77 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
+def _split_io(paths: tuple[str, ...], out_dir: str | None, suffix: str) -> list[tuple[str, str]]:
+    """(source, destination) pairs: `IN OUT`, or many inputs with -o OUTDIR."""
+    from .batch import output_paths
+
+    if out_dir is None:
+        if len(paths) != 2:
+            raise click.UsageError("give IN and OUT, or several inputs with -o OUTDIR")
+        return [(paths[0], paths[1])]
+    if not paths:
+        raise click.UsageError("no input files")
+    if "-" in paths:
+        raise click.UsageError("'-' (stdin) cannot be used with -o OUTDIR")
+    return list(zip(paths, output_paths(paths, out_dir, suffix)))
+
+
+def _report_batch(results: list, describe) -> None:
+    """One line per success with -v, one `lic: error:` line per failure, non-zero if any failed."""
+    failed = [r for r in results if r.error]
+    for r in results:
+        if r.error:
+            click.echo(f"lic: error: {r.source}: {r.error}", err=True)
+        else:
+            for w in r.info.get("warnings", []):
+                _warn(f"{r.source}: {w}")
+            if describe:
+                click.echo(describe(r), err=True)
+    if failed:
+        raise LicError(f"{len(failed)} of {len(results)} files failed: " + ", ".join(r.source for r in failed))
+
+
+_DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+_OUTDIR = click.option("-o", "--output-dir", "out_dir", type=click.Path(file_okay=False),
+                       help="Write one output per input into this folder (many inputs).")
+_JOBS = click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Files processed in parallel with -o.")
+
+
 @cli.command()
-@click.argument("inp", metavar="IN")
-@click.argument("out", metavar="OUT")
+@click.argument("paths", nargs=-1, metavar="IN OUT | IN... -o OUTDIR")
 @click.option("--model", "-m", default="hyperprior", show_default=True, help="Model name (see `lic models`).")
 @click.option("--quality", "-q", type=float, default=None, help="Quality, e.g. 1.0-8.0 (default 4).")
 @click.option("--bpp", type=float, default=None, help="Target: largest file with at most this many bits per pixel.")
 @click.option("--psnr", type=float, default=None, help="Target: smallest file with at least this PSNR (dB).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_DEVICE
+@_OUTDIR
+@_JOBS
 @click.option("-v", "--verbose", is_flag=True, help="Report size, bpp and PSNR on stderr.")
-def encode(inp: str, out: str, model: str, quality: float | None, bpp: float | None,
-           psnr: float | None, device: str, verbose: bool) -> None:
-    """Encode image IN to .lic file OUT ('-' for stdin/stdout)."""
+def encode(paths: tuple[str, ...], model: str, quality: float | None, bpp: float | None,
+           psnr: float | None, device: str, out_dir: str | None, jobs: int, verbose: bool) -> None:
+    """Encode images to .lic files ('-' for stdin/stdout)."""
+    from .batch import encode_file, run_many
     from .codec import open_model
     from .imageio import load_image
 
-    _check_distinct(inp, out)
     if sum(v is not None for v in (quality, bpp, psnr)) > 1:
         raise click.UsageError("give only one of --quality, --bpp and --psnr")
+    pairs = _split_io(paths, out_dir, ".lic")
+    options = {"model": model, "quality": quality, "bpp": bpp, "psnr": psnr, "device": device}
+
+    def describe(r) -> str:
+        i = r.info
+        return (f"{r.source} -> {r.destination}: {i['width']}x{i['height']} {i['mode']}, {model} "
+                f"quality {i['quality']:.2f}, {i['bytes']} bytes, {i['bpp']:.4f} bpp, PSNR {i['psnr']:.2f} dB")
+
+    if out_dir is not None:
+        open_model(model, device)  # refuse an unknown model once, before any file
+        results = run_many(encode_file, pairs, jobs, **options)
+        _report_batch(results, describe if verbose or bpp or psnr else None)
+        return
+    inp, out = pairs[0]
+    _check_distinct(inp, out)
     start = time.perf_counter()
     image = load_image(_read_input(inp) if inp == "-" else _existing(inp))
     for w in image.warnings:
@@ -119,32 +187,39 @@ def _existing(path: str) -> str:
 
 
 @cli.command()
-@click.argument("inp", metavar="IN")
-@click.argument("out", metavar="OUT")
-@click.option("--format", "fmt", default=None, help="Output image format (png, ppm, bmp, tiff, webp...); default from OUT's extension, PNG for stdout.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.argument("paths", nargs=-1, metavar="IN OUT | IN... -o OUTDIR")
+@click.option("--format", "fmt", default=None, help="Output image format (png, ppm, bmp, tiff, webp...); default from OUT's extension, PNG for stdout and -o.")
+@_DEVICE
+@_OUTDIR
+@_JOBS
 @click.option("-v", "--verbose", is_flag=True, help="Report what was decoded on stderr.")
-def decode(inp: str, out: str, fmt: str | None, device: str, verbose: bool) -> None:
-    """Decode .lic file IN to image OUT ('-' for stdin/stdout)."""
+def decode(paths: tuple[str, ...], fmt: str | None, device: str, out_dir: str | None, jobs: int,
+           verbose: bool) -> None:
+    """Decode .lic files to images ('-' for stdin/stdout)."""
     import io
 
     from . import decode as decode_image
-    from .atomic import atomic_output
+    from .batch import decode_file, run_many, save_decoded
     from .imageio import save_image
 
+    pairs = _split_io(paths, out_dir, "." + (fmt or "png").lower())
+
+    def describe(r) -> str:
+        return f"{r.source} -> {r.destination}: {r.info['width']}x{r.info['height']} {r.info['mode']}"
+
+    if out_dir is not None:
+        _report_batch(run_many(decode_file, pairs, jobs, fmt=fmt, device=device), describe if verbose else None)
+        return
+    inp, out = pairs[0]
     _check_distinct(inp, out)
     start = time.perf_counter()
-    data = _read_input(inp)
-    image = decode_image(data, device=device)
+    image = decode_image(_read_input(inp), device=device)
     if out == "-":
         buf = io.BytesIO()
         save_image(image, buf, format=fmt or "PNG")
         _write_output("-", buf.getvalue())
-    elif fmt:
-        with atomic_output(out) as f:
-            save_image(image, f, format=fmt)
     else:
-        save_image(image, out)
+        save_decoded(image, out, fmt)
     if verbose:
         click.echo(f"{inp} -> {out}: {image.width}x{image.height} {image.mode}, "
                    f"{time.perf_counter() - start:.2f} s", err=True)
@@ -188,21 +263,6 @@ def models(as_json: bool) -> None:
     for m in rows:
         lo, hi = m.quality_range
         click.echo(f"{m.name:<14}{m.model_id:>3}  {lo:g}-{hi:g}{'':<6}{m.weights_bytes / 1e6:>8.1f}MB  {m.description}")
-
-
-def _register_optional() -> None:
-    """Commands that live with their own subsystems (bench, train)."""
-    for module, name in (("lccodec.bench.cli", "bench"), ("lccodec.train.cli", "train")):
-        try:
-            mod = __import__(module, fromlist=[name])
-        except ImportError:
-            continue
-        command = getattr(mod, name, None)
-        if command is not None:
-            cli.add_command(command, name)
-
-
-_register_optional()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,7 +34,7 @@ def _qualities(value: str | None) -> list[float] | None:
 
 
 def _check_out(path: Path | None, option: str) -> None:
-    if path is not None and not (path.parent if str(path.parent) else Path(".")).is_dir():
+    if path is not None and not path.parent.is_dir():
         raise BenchError(f"{option}: folder {path.parent} does not exist")
 
 

@@ -13,6 +13,8 @@ Only integers decide probabilities: ẑ, the fixed-point output of h_s, and the 
 """
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import torch
 from torch import nn
@@ -24,9 +26,14 @@ from ..entropy_models import FactorizedDensity, gaussian_likelihood, scale_level
 from ..errors import FormatError
 from ..exact import ACT_BITS, ExactNet
 from ..layers import GDN, QualityGain, conv, deconv
+from ..tiling import run_tiled
 
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
 Z_GRID = 255  # z tables are built from the density on -Z_GRID..Z_GRID
+# Transforms run on tiles (with halos wider than their receptive fields) so that memory stays
+# bounded on large images: image tiles of 1024 px with a 64 px halo, latent tiles of 64 with 4.
+ANALYSIS_TILE, ANALYSIS_HALO = 1024, 64
+SYNTHESIS_TILE, SYNTHESIS_HALO = 64, 4
 
 
 def _lower_bound(x: torch.Tensor, bound: float) -> torch.Tensor:
@@ -125,7 +132,7 @@ class HyperpriorModel(nn.Module):
     @torch.no_grad()
     def analyze(self, x: torch.Tensor) -> torch.Tensor:
         """The quality-independent analysis g_a(x) of a padded (1, 3, H, W) image in [0, 1]."""
-        return self.g_a(x)
+        return run_tiled(self.g_a, x, Fraction(1, 16), ANALYSIS_TILE, ANALYSIS_HALO)
 
     @torch.no_grad()
     def compress(
@@ -162,7 +169,8 @@ class HyperpriorModel(nn.Module):
     ) -> torch.Tensor:
         y_hat = (residual.to(torch.float32) + mean).to(device)
         q = torch.tensor([quality], device=device)
-        return self.g_s(y_hat * self.inv_gain(q)[:, :, None, None]).clamp_(0.0, 1.0)
+        y_hat = y_hat * self.inv_gain(q)[:, :, None, None]
+        return run_tiled(self.g_s, y_hat, 16, SYNTHESIS_TILE, SYNTHESIS_HALO).clamp_(0.0, 1.0)
 
     def decode_latents(
         self, streams: dict[int, Stream], padded_hw: tuple[int, int], escapes: EscapeReader

@@ -13,6 +13,7 @@ from pathlib import Path
 from torch import nn
 
 from ..errors import ModelError
+from .context import ContextModel
 from .hyperprior import HyperpriorModel
 
 WEIGHTS_ENV = "LIC_WEIGHTS_DIR"
@@ -34,6 +35,7 @@ MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
         ModelSpec("hyperprior", 1, HyperpriorModel, "mean-scale hyperprior (Ballé 2018, Minnen 2018)"),
+        ModelSpec("context", 2, ContextModel, "joint autoregressive + hierarchical prior (Minnen 2018), wavefront decoding"),
     )
 }
 

@@ -3,13 +3,15 @@
 Layout of a checkpoint folder::
 
     checkpoint.json          step, plan, config, the list of parts (written last, atomically)
-    part-<step>-000.safetensors, part-<step>-001.safetensors, ...
+    part-<step>-000.safetensors, part-<step>-001.safetensors, ...   (full)
+    part-<step>-000.fp16z, ...                                       (compact)
 
 Two kinds:
 
 * ``full``: fp32 model state and the Adam state: resuming continues bit for bit.
-* ``compact``: fp16 model state only (about half the size of the model in fp32, no optimizer):
-  small enough to travel to an accelerator with the training set; resuming re-warms Adam.
+* ``compact``: the model state in fp16 only (no optimizer), its bytes regrouped by significance
+  (byte shuffle) and deflated: about 40 % of the fp32 model, small enough to travel to an
+  accelerator together with the training set. Resuming re-warms Adam.
 
 Tensors larger than a part are split into flat pieces. No pickle is involved.
 """
@@ -17,8 +19,10 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -70,6 +74,35 @@ def _unpack(flat: dict[str, torch.Tensor], shapes: dict[str, list[int]]) -> dict
     return out
 
 
+def _compact_blob(tensors: dict[str, torch.Tensor]) -> bytes:
+    """fp16 tensors -> one deflated buffer: all high bytes, then all low bytes."""
+    flat = np.concatenate([t.numpy().reshape(-1) for t in tensors.values()]).astype(np.float16)
+    pairs = flat.view(np.uint8).reshape(-1, 2)
+    return zlib.compress(pairs[:, 1].tobytes() + pairs[:, 0].tobytes(), 9)
+
+
+def _from_compact_blob(blob: bytes, shapes: dict[str, list[int]]) -> dict[str, torch.Tensor]:
+    raw = np.frombuffer(zlib.decompress(blob), dtype=np.uint8)
+    n = raw.size // 2
+    pairs = np.empty((n, 2), dtype=np.uint8)
+    pairs[:, 1], pairs[:, 0] = raw[:n], raw[n:]
+    flat = pairs.reshape(-1).view(np.float16)
+    out, pos = {}, 0
+    for name, shape in shapes.items():
+        count = int(np.prod(shape)) if shape else 1
+        out[name] = torch.from_numpy(flat[pos : pos + count].astype(np.float32)).view(shape)
+        pos += count
+    if pos != flat.size:
+        raise LicError("checkpoint is corrupt: compact model size does not match its index")
+    return out
+
+
+def _write(folder: Path, name: str, data: bytes) -> None:
+    tmp = folder / (name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, folder / name)
+
+
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     """Adam's per-parameter state as named tensors, plus the JSON-able rest of its state dict."""
     sd = optimizer.state_dict()
@@ -98,35 +131,42 @@ def save_checkpoint(
         raise LicError(f"unknown checkpoint kind '{kind}' (use {' or '.join(KINDS)})")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    dtype = torch.float32 if kind == "full" else torch.float16
-    tensors = {
-        f"model.{k}": (v.detach().to(dtype) if v.is_floating_point() else v.detach())
-        for k, v in model.state_dict().items()
-    }
-    optim_meta = None
-    if kind == "full" and optimizer is not None:
-        opt_tensors, optim_meta = _optimizer_tensors(optimizer)
-        tensors.update(opt_tensors)
+    state = {f"model.{k}": v.detach().cpu() for k, v in model.state_dict().items()}
     tag = f"{int(meta.get('step', 0)):08d}"
-    names = []
-    for i, part in enumerate(_pack(tensors, part_limit)):
-        name = f"part-{tag}-{i:03d}.safetensors"
-        tmp = folder / (name + ".tmp")
+    names: list[str] = []
+    optim_meta = None
+    compact_shapes = None
+    if kind == "compact":
+        floats = {k: v.to(torch.float16) for k, v in state.items() if v.is_floating_point()}
+        tensors = {k: v for k, v in state.items() if not v.is_floating_point()}
+        compact_shapes = {k: list(v.shape) for k, v in floats.items()}
+        blob = _compact_blob(floats)
+        for i, start in enumerate(range(0, len(blob), part_limit)):
+            names.append(f"part-{tag}-{i:03d}.fp16z")
+            _write(folder, names[-1], blob[start : start + part_limit])
+    else:
+        tensors = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        if optimizer is not None:
+            opt_tensors, optim_meta = _optimizer_tensors(optimizer)
+            tensors.update(opt_tensors)
+    for part in _pack(tensors, part_limit) if tensors else []:
+        names.append(f"part-{tag}-{len(names):03d}.safetensors")
+        tmp = folder / (names[-1] + ".tmp")
         save_file(part, str(tmp))
-        os.replace(tmp, folder / name)
-        names.append(name)
+        os.replace(tmp, folder / names[-1])
     index = {
         "format": FORMAT,
         "kind": kind,
         "parts": names,
         "shapes": {k: list(v.shape) for k, v in tensors.items()},
+        "compact_shapes": compact_shapes,
         "optimizer": optim_meta,
         **meta,
     }
     tmp = folder / (INDEX + ".tmp")
     tmp.write_text(json.dumps(index, indent=1, sort_keys=True))
     os.replace(tmp, folder / INDEX)
-    for stale in folder.glob("part-*.safetensors"):
+    for stale in folder.glob("part-*"):
         if stale.name not in names:
             stale.unlink()
     return folder / INDEX
@@ -156,12 +196,21 @@ def load_checkpoint(
     folder = Path(folder)
     index = read_index(folder)
     flat: dict[str, torch.Tensor] = {}
+    blob = bytearray()
     for name in index["parts"]:
         try:
-            flat.update(load_file(str(folder / name)))
+            if name.endswith(".fp16z"):
+                blob += (folder / name).read_bytes()
+            else:
+                flat.update(load_file(str(folder / name)))
         except Exception as exc:
             raise LicError(f"cannot read checkpoint part '{folder / name}': {exc}") from None
     tensors = _unpack(flat, index["shapes"])
+    if index.get("compact_shapes"):
+        try:
+            tensors.update(_from_compact_blob(bytes(blob), index["compact_shapes"]))
+        except zlib.error as exc:
+            raise LicError(f"checkpoint '{folder}' is corrupt: {exc}") from None
     state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     ref = model.state_dict()
     state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}

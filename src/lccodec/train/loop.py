@@ -42,6 +42,8 @@ class TrainConfig:
     data: str = ""
     steps: int | None = None
     minutes: float | None = None
+    stop_at: int | None = None  # end this run at this step (the plan is unchanged)
+    qualities: list[int] | None = None  # the levels drawn from (1-based); default: all
     batch: int = 16
     crop: int = 256
     min_scale: float = 0.6
@@ -184,6 +186,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
     index = read_index(config.resume) if config.resume else None
     spec = model_by_name(index["model"] if index else config.model)
     model_config = dict(index["model_config"]) if index else dict(config.model_config)
+    torch.manual_seed(config.seed)  # the initial weights
     model = build_model(spec, model_config).to(device)
     optimizer = make_optimizer(model, config.lr)
     step, base_seconds, devices = 0, 0.0, []
@@ -200,6 +203,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
         if not index["optimizer_loaded"]:
             rewarm_from = step
         log(f"resumed at step {step} from {config.resume} ({index['kind']} checkpoint)")
+    replan = planned is None  # a --minutes budget: re-plan the steps from the measured speed
     if planned is None and config.minutes is None:
         raise LicError("give --steps (planned total) or --minutes (time budget)")
     model.config = dict(model.config)  # keep the config that build_model recorded
@@ -209,6 +213,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
     sampler = CropSampler(images, CropSpec(size=config.crop, min_scale=config.min_scale), config.seed)
     lambdas = torch.tensor(model.lambdas, dtype=torch.float32)
     levels = len(model.lambdas)
+    qualities = list(config.qualities or range(1, levels + 1))
+    if any(not 1 <= q <= levels for q in qualities):
+        raise LicError(f"qualities must lie in 1..{levels}")
     log(
         f"training {spec.name} {model_config or '(default config)'} on {device} "
         f"({data['images']} images, {data['pixels'] / 1e6:.0f} Mpixel), batch {config.batch}, "
@@ -243,6 +250,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
     window = {"loss": torch.zeros((), device=device), "bpp": torch.zeros((), device=device),
               "psnr": torch.zeros((), device=device), "n": 0, "t": start}
     timed = {"steps": 0, "seconds": 0.0}
+    speed: float | None = None  # smoothed seconds per step, for re-planning
     start_step = step
 
     with _tf32(cuda):
@@ -250,9 +258,11 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
             now = time.perf_counter()
             if config.minutes is not None and now - start >= config.minutes * 60.0:
                 break
+            if config.stop_at is not None and step >= config.stop_at:
+                break
             rng_seed = (config.seed * 1_000_003 + step) % (2**63)
             torch.manual_seed(rng_seed)
-            q = 1 + int(np.random.default_rng([config.seed, step, 1]).integers(levels))
+            q = int(np.random.default_rng([config.seed, step, 1]).choice(qualities))
             x = sampler.batch(step, config.batch)
             if use_cl:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -309,6 +319,10 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
                         "lower --lr or resume from the last checkpoint"
                     )
                 history.append(entry)
+                if replan and planned is not None:
+                    speed = entry["ms_per_step"] / 1e3 if speed is None else 0.7 * speed + 0.3 * entry["ms_per_step"] / 1e3
+                    left = config.minutes * 60.0 - (now - start)
+                    planned = max(step + 1, step + int(left / speed))
                 log(
                     f"step {step}/{planned or '?'}  lr {lr:.2e}  loss {entry['loss']:.4f}  "
                     f"bpp {entry['bpp']:.4f}  psnr {entry['psnr']:.2f}  {entry['ms_per_step']:.1f} ms/step"

@@ -1,0 +1,122 @@
+"""File-level operations and running them over many files at once.
+
+:func:`encode_file` and :func:`decode_file` are what `lic encode` / `lic decode` do for one
+file; :func:`run_many` runs one of them over many (source, destination) pairs, optionally in
+worker processes, so that one failure does not stop the rest.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import LicError
+
+
+@dataclass
+class FileResult:
+    """The outcome of one file: a summary dict on success, an error message on failure."""
+
+    source: str
+    destination: str
+    info: dict | None = None
+    error: str | None = None
+
+
+def encode_file(source: str, destination: str, model: str = "hyperprior", quality: float | None = None,
+                bpp: float | None = None, psnr: float | None = None, device: str = "auto") -> dict:
+    """Encode an image file to a .lic file (atomically); returns what was reached."""
+    from .atomic import write_bytes_atomic
+    from .codec import open_model
+    from .imageio import load_image
+
+    image = load_image(source)
+    enc = open_model(model, device).encode(image, quality, bpp=bpp, psnr=psnr)
+    write_bytes_atomic(destination, enc.data)
+    return {"width": image.width, "height": image.height, "mode": image.mode, "bytes": len(enc.data),
+            "bpp": enc.bpp, "psnr": enc.psnr, "quality": enc.quality, "warnings": enc.warnings}
+
+
+def decode_file(source: str, destination: str, fmt: str | None = None, device: str = "auto") -> dict:
+    """Decode a .lic file to an image file (atomically)."""
+    from . import decode
+
+    try:
+        data = Path(source).read_bytes()
+    except FileNotFoundError:
+        raise LicError(f"no such file: '{source}'") from None
+    except OSError as exc:
+        raise LicError(f"cannot read '{source}': {exc.strerror or exc}") from None
+    image = decode(data, device=device)
+    save_decoded(image, destination, fmt)
+    return {"width": image.width, "height": image.height, "mode": image.mode}
+
+
+def save_decoded(image, destination: str, fmt: str | None = None) -> None:
+    """Save a decoded PIL image atomically; format from `fmt`, else from the extension."""
+    from .atomic import atomic_output
+    from .imageio import save_image
+
+    if fmt:
+        with atomic_output(destination) as f:
+            save_image(image, f, format=fmt)
+    else:
+        save_image(image, destination)
+
+
+def output_paths(sources: Sequence[str], out_dir: str, suffix: str) -> list[str]:
+    """OUTDIR/<stem><suffix> for each source; refuses two sources that map to one output."""
+    if not Path(out_dir).is_dir():
+        raise LicError(f"output folder '{out_dir}' does not exist")
+    outs = [str(Path(out_dir) / (Path(s).stem + suffix)) for s in sources]
+    seen: dict[str, str] = {}
+    for s, o in zip(sources, outs):
+        if o in seen:
+            raise LicError(f"'{seen[o]}' and '{s}' would both be written to '{o}'")
+        seen[o] = s
+    return outs
+
+
+def _worker_init(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _call(fn: Callable[..., dict], source: str, destination: str, kwargs: dict) -> FileResult:
+    try:
+        return FileResult(source, destination, info=fn(source, destination, **kwargs))
+    except LicError as exc:
+        return FileResult(source, destination, error=str(exc))
+    except MemoryError:
+        return FileResult(source, destination, error="out of memory")
+    except Exception as exc:  # one bad file must not stop the rest
+        return FileResult(source, destination, error=f"internal error: {type(exc).__name__}: {exc}")
+
+
+def run_many(fn: Callable[..., dict], pairs: Sequence[tuple[str, str]], jobs: int = 1,
+             progress: bool | None = None, **kwargs) -> list[FileResult]:
+    """Run `fn(source, destination, **kwargs)` for every pair; results in input order."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(pairs), unit="file", disable=None if progress is None else not progress)
+    results: list[FileResult | None] = [None] * len(pairs)
+    try:
+        if jobs <= 1:
+            for i, (s, d) in enumerate(pairs):
+                results[i] = _call(fn, s, d, kwargs)
+                bar.update()
+        else:
+            threads = max(1, (os.cpu_count() or 1) // jobs)
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
+                futures = {pool.submit(_call, fn, s, d, kwargs): i for i, (s, d) in enumerate(pairs)}
+                for fut in as_completed(futures):
+                    results[futures[fut]] = fut.result()
+                    bar.update()
+    finally:
+        bar.close()
+    return [r for r in results if r is not None]

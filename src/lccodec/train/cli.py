@@ -1,0 +1,112 @@
+"""`lic train`: the command-line face of :func:`lccodec.train.train` and the exporter."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import LicError
+
+
+def _parse_config(items: tuple[str, ...]) -> dict:
+    """KEY=VALUE pairs (values parsed as JSON where they can be: 16, 0.5, [1,2])."""
+    config = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise LicError(f"--config expects KEY=VALUE, got '{item}'")
+        try:
+            config[key] = json.loads(value)
+        except ValueError:
+            config[key] = value
+    return config
+
+
+def _parse_qualities(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise LicError(f"--qualities expects integers like 1,4,8, got '{text}'") from None
+
+
+@click.command("train")
+@click.option("--model", default="hyperprior", show_default=True, help="Model to train (registry name).")
+@click.option("--config", "config_items", multiple=True, metavar="KEY=VALUE",
+              help="Model config, e.g. --config N=128 --config M=192 (default: the model's own).")
+@click.option("--data", type=click.Path(file_okay=False), help="Folder of training images.")
+@click.option("--steps", type=click.IntRange(min=1), help="Planned total steps (sets the lr schedule).")
+@click.option("--minutes", type=click.FloatRange(min=0.05),
+              help="Stop this run after so many minutes (plans --steps from the speed if not given).")
+@click.option("--until", "stop_at", type=click.IntRange(min=1),
+              help="End this run at this step, keeping the planned schedule (for chunks).")
+@click.option("--qualities", help="Quality levels to train, e.g. 1,2,3 (default: all of the ladder).")
+@click.option("--batch", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option("--crop", default=256, show_default=True, type=int, help="Crop side (multiple of 64).")
+@click.option("--lr", default=6e-4, show_default=True, type=float, help="Peak learning rate.")
+@click.option("--warmup", type=click.IntRange(min=1), help="Warm-up steps (default: 5% of the plan, <= 1000).")
+@click.option("--resume", type=click.Path(file_okay=False), help="Continue from this checkpoint folder.")
+@click.option("--checkpoint", type=click.Path(file_okay=False), help="Write checkpoints into this folder.")
+@click.option("--checkpoint-kind", type=click.Choice(["full", "compact"]), default="full", show_default=True,
+              help="full: fp32 + Adam state; compact: fp16 model only (re-warms Adam on resume).")
+@click.option("--checkpoint-minutes", default=5.0, show_default=True, type=float)
+@click.option("--export", "export_path", type=click.Path(dir_okay=False),
+              help="Write the trained weights file here at the end (e.g. weights/hyperprior.safetensors).")
+@click.option("--export-only", is_flag=True, help="Export the --resume checkpoint without training.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
+@click.option("--compile/--no-compile", "use_compile", default=None,
+              help="torch.compile the model (default: on CUDA only).")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--log-every", default=50, show_default=True, type=click.IntRange(min=1))
+def train_command(
+    model: str, config_items: tuple[str, ...], data: str | None, steps: int | None,
+    minutes: float | None, stop_at: int | None, qualities: str | None, batch: int, crop: int, lr: float, warmup: int | None,
+    resume: str | None, checkpoint: str | None, checkpoint_kind: str, checkpoint_minutes: float,
+    export_path: str | None, export_only: bool, device: str, use_compile: bool | None,
+    threads: int | None, seed: int, log_every: int,
+) -> None:
+    """Train a model with variable rate (one run covers every quality) and export its weights.
+
+    \b
+    Examples:
+      lic train --data ../shared/data/train --minutes 30 --export weights/hyperprior.safetensors
+      lic train --data DIR --steps 60000 --minutes 8.5 --resume ckpt --checkpoint ckpt
+      lic train --export-only --resume ckpt --export weights/hyperprior.safetensors
+    """
+    try:
+        from .export import export_checkpoint, export_model, make_manifest
+        from .loop import TrainConfig, train
+
+        if export_only:
+            if not (resume and export_path):
+                raise LicError("--export-only needs --resume CHECKPOINT and --export PATH")
+            manifest = export_checkpoint(resume, export_path)
+            click.echo(f"exported {export_path} (weights_id {manifest['weights_id']}, step {manifest['steps']})")
+            return
+        if not data:
+            raise LicError("--data DIR is required for training")
+        if export_path and not Path(export_path).resolve().parent.is_dir():
+            raise LicError(f"cannot write '{export_path}': its folder does not exist")
+        config = TrainConfig(
+            model=model, model_config=_parse_config(config_items), data=data, steps=steps,
+            minutes=minutes, stop_at=stop_at, qualities=_parse_qualities(qualities), batch=batch, crop=crop, lr=lr, warmup=warmup, device=device,
+            compile=use_compile, threads=threads, seed=seed, log_every=log_every,
+            checkpoint=checkpoint, checkpoint_kind=checkpoint_kind,
+            checkpoint_minutes=checkpoint_minutes, resume=resume,
+        )
+        result = train(config, log=lambda line: click.echo(line, err=True))
+        click.echo(f"{result.step} steps, {result.ms_per_step:.1f} ms/step on {result.device}")
+        if export_path:
+            manifest = export_model(result.model, export_path, make_manifest(result.meta))
+            click.echo(f"exported {export_path} (weights_id {manifest['weights_id']})")
+    except LicError as exc:
+        click.echo(f"lic: error: {exc}", err=True)
+        sys.exit(1)
+
+
+def main() -> None:
+    train_command(prog_name="python -m lccodec.train")

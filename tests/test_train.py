@@ -1,0 +1,164 @@
+"""The training pipeline on a tiny configuration (CPU): loss, resume, checkpoints, export, CLI."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from lccodec.codec import Codec
+from lccodec.models import build_model, model_by_name
+from lccodec.models.registry import WEIGHTS_ENV
+from lccodec.train import TrainConfig, train
+from lccodec.train.checkpoint import load_checkpoint, read_index, save_checkpoint
+from lccodec.train.cli import train_command
+from lccodec.train.data import CropSampler, CropSpec, load_images
+from lccodec.train.export import export_checkpoint, export_model, make_manifest
+from lccodec.train.loop import lr_at
+from lccodec.weights_io import load_weights, read_metadata
+
+TINY = {"N": 16, "M": 24}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """Four small smooth-ish images (not Kodak, not the training set)."""
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate([(96, 80), (80, 112), (128, 96), (72, 72)]):
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = np.stack([np.sin(xx / (7 + i)), np.cos(yy / (5 + i)), np.sin((xx + yy) / 11)], -1)
+        img = (127 + 100 * base + rng.normal(0, 6, (h, w, 3))).clip(0, 255).astype(np.uint8)
+        Image.fromarray(img).save(folder / f"img{i}.png")
+    return folder
+
+
+def tiny_config(data_dir, **kw) -> TrainConfig:
+    base = dict(model_config=TINY, data=str(data_dir), steps=8, batch=2, crop=64, lr=2e-3,
+                warmup=2, threads=2, log_every=1, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def quiet(_line: str) -> None:
+    pass
+
+
+def test_sampler_is_deterministic_and_in_range(data_dir):
+    images = load_images(data_dir)
+    assert len(images) == 4 and images[0].dtype == torch.uint8 and images[0].shape[0] == 3
+    sampler = CropSampler(images, CropSpec(size=64), seed=1)
+    a, b = sampler.batch(5, 3), sampler.batch(5, 3)
+    assert a.shape == (3, 3, 64, 64) and torch.equal(a, b)
+    assert 0.0 <= float(a.min()) and float(a.max()) <= 1.0
+    assert not torch.equal(a, sampler.batch(6, 3))
+
+
+def test_lr_schedule_warms_up_then_decays():
+    lrs = [lr_at(s, 100, 10, 1e-3, 0.01) for s in range(100)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)
+    assert all(x >= y for x, y in zip(lrs[10:], lrs[11:]))
+    assert lrs[-1] == pytest.approx(1e-5, rel=0.05)
+
+
+def test_loss_decreases(data_dir):
+    result = train(tiny_config(data_dir, steps=14, qualities=[8]), log=quiet)
+    losses = [h["loss"] for h in result.history]
+    assert len(losses) == 14
+    assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
+    assert result.step == 14 and result.ms_per_step > 0
+
+
+def test_resume_continues_exactly(data_dir, tmp_path):
+    whole = train(tiny_config(data_dir, steps=6), log=quiet).model.state_dict()
+    ckpt = tmp_path / "ckpt"
+    first = train(tiny_config(data_dir, steps=6, stop_at=3, checkpoint=str(ckpt)), log=quiet)
+    assert first.step == 3 and read_index(ckpt)["step"] == 3
+    second = train(tiny_config(data_dir, steps=6, resume=str(ckpt), checkpoint=str(ckpt)), log=quiet)
+    assert second.step == 6
+    resumed = second.model.state_dict()
+    for name, value in whole.items():
+        assert torch.equal(value, resumed[name]), name
+    assert read_index(ckpt)["device_seconds"] > 0
+
+
+def test_checkpoint_parts_are_bounded_and_round_trip(tmp_path):
+    model = build_model(model_by_name("hyperprior"), TINY)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model(torch.rand(1, 3, 64, 64), torch.tensor([2.0]))["x_hat"].mean().backward()
+    opt.step()
+    limit = 20_000
+    save_checkpoint(tmp_path, model, opt, {"step": 1, "model": "hyperprior", "model_config": TINY}, "full", limit)
+    parts = sorted(tmp_path.glob("part-*.safetensors"))
+    assert len(parts) > 3
+    assert all(p.stat().st_size <= limit + 4096 for p in parts)  # + the safetensors header
+    other = build_model(model_by_name("hyperprior"), TINY)
+    opt2 = torch.optim.Adam(other.parameters(), lr=1e-3)
+    index = load_checkpoint(tmp_path, other, opt2)
+    assert index["optimizer_loaded"]
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, other.state_dict()[name]), name
+    state = opt2.state_dict()["state"][0]
+    assert torch.equal(state["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+
+
+def test_compact_checkpoint_resumes_without_optimizer(data_dir, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    train(tiny_config(data_dir, steps=4, stop_at=2, checkpoint=str(ckpt), checkpoint_kind="compact"), log=quiet)
+    index = read_index(ckpt)
+    assert index["kind"] == "compact" and index["optimizer"] is None
+    assert all(name.endswith(".fp16z") for name in index["parts"])
+    saved = build_model(model_by_name("hyperprior"), TINY)
+    load_checkpoint(ckpt, saved)
+    fp32_bytes = sum(v.numel() * 4 for v in saved.state_dict().values())
+    assert sum((ckpt / n).stat().st_size for n in index["parts"]) < 0.5 * fp32_bytes
+    lines: list[str] = []
+    result = train(tiny_config(data_dir, steps=4, resume=str(ckpt)), log=lines.append)
+    assert result.step == 4 and any("compact checkpoint" in line for line in lines)
+
+
+def test_export_loads_and_round_trip_is_exact(data_dir, tmp_path, monkeypatch):
+    ckpt = tmp_path / "ckpt"
+    train(tiny_config(data_dir, steps=3, checkpoint=str(ckpt)), log=quiet)
+    path = tmp_path / "hyperprior.safetensors"
+    manifest = export_checkpoint(ckpt, path)
+    meta = read_metadata(path)
+    assert meta["manifest"]["steps"] == 3 and meta["manifest"]["lambdas"] == list(meta["config"]["lambdas"])
+    for key in ("data", "device", "device_minutes", "crop", "git_commit", "date"):
+        assert key in meta["manifest"]
+    assert meta["manifest"]["data"]["images"] == 4
+    assert meta["weights_id"] == manifest["weights_id"]
+    model = build_model(model_by_name(meta["model"]), meta["config"])
+    assert load_weights(path, model)["weights_id"] == manifest["weights_id"]
+
+    # the real codec, reading the exported file as its shipped weights
+    monkeypatch.setenv(WEIGHTS_ENV, str(tmp_path))
+    codec = Codec(model_by_name("hyperprior"), "cpu")
+    assert codec.model.config["N"] == 16
+    pixels = np.asarray(Image.open(data_dir / "img2.png").convert("RGB"))[:100, :70]
+    encoded = codec.encode(pixels, quality=3.5)
+    assert np.array_equal(codec.decode(encoded.data), encoded.reconstruction)
+
+
+def test_export_of_a_trained_model_matches_checkpoint_export(data_dir, tmp_path):
+    result = train(tiny_config(data_dir, steps=2), log=quiet)
+    path = tmp_path / "w.safetensors"
+    manifest = export_model(result.model, path, make_manifest(result.meta))
+    assert manifest["steps"] == 2 and path.stat().st_size > 0
+
+
+def test_cli_trains_exports_and_reports_errors(data_dir, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "cli.safetensors"
+    res = runner.invoke(train_command, [
+        "--data", str(data_dir), "--config", "N=16", "--config", "M=24", "--steps", "2",
+        "--batch", "1", "--crop", "64", "--threads", "2", "--export", str(out),
+    ])
+    assert res.exit_code == 0, res.output
+    assert out.is_file() and "exported" in res.output
+    res = runner.invoke(train_command, ["--data", str(tmp_path / "nope"), "--steps", "1"])
+    assert res.exit_code == 1
+    assert "lic: error: training data folder" in res.output and "Traceback" not in res.output
+    res = runner.invoke(train_command, ["--export-only", "--resume", str(tmp_path / "none"), "--export", str(out)])
+    assert res.exit_code == 1 and "lic: error: no checkpoint" in res.output
