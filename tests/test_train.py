@@ -162,3 +162,23 @@ def test_cli_trains_exports_and_reports_errors(data_dir, tmp_path):
     assert "lic: error: training data folder" in res.output and "Traceback" not in res.output
     res = runner.invoke(train_command, ["--export-only", "--resume", str(tmp_path / "none"), "--export", str(out)])
     assert res.exit_code == 1 and "lic: error: no checkpoint" in res.output
+
+
+def test_minutes_alone_plan_the_run_from_the_measured_speed(data_dir, tmp_path):
+    lines: list[str] = []
+    result = train(tiny_config(data_dir, steps=None, minutes=0.04, checkpoint=str(tmp_path)), log=lines.append)
+    index = read_index(tmp_path)
+    assert index["plan_seconds"] == pytest.approx(2.4) and index["step"] == result.step >= 1
+    assert index["device_seconds"] == pytest.approx(result.device_seconds, rel=0.05)
+
+
+def test_mixed_precision_keeps_entropy_arithmetic_in_fp32():
+    from lccodec.train.loop import enable_mixed_precision
+
+    model = build_model(model_by_name("hyperprior"), TINY)
+    keys = list(model.state_dict())
+    enable_mixed_precision(model, "cpu")
+    out = model(torch.rand(1, 3, 64, 64), torch.tensor([5.0]))
+    assert out["x_hat"].dtype == torch.float32
+    assert all(v.dtype == torch.float32 for v in out["likelihoods"].values())
+    assert list(model.state_dict()) == keys

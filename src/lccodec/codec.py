@@ -93,7 +93,9 @@ class Codec:
         self.meta = load_weights(path, self.model)
         self.weights_id: int = self.meta["weights_id_int"]
         self.weights_bytes = path.stat().st_size
-        self.model.eval().to(self.device)
+        # channels_last is faster for these convolutions on CPU (oneDNN) and GPU; it cannot
+        # change a bitstream: the exact entropy path makes its own contiguous integer tensors.
+        self.model.eval().to(self.device, memory_format=torch.channels_last)
         self._lock = threading.Lock()
 
     @property
@@ -117,6 +119,7 @@ class Codec:
         s = self.model.stride
         h, w = x.shape[2:]
         x = F.pad(x, (0, (-w) % s, 0, (-h) % s), mode="replicate")
+        x = x.contiguous(memory_format=torch.channels_last)
         return x, self.model.analyze(x)
 
     def _to_pixels(self, x_hat: torch.Tensor, height: int, width: int, channels: int) -> np.ndarray:

@@ -55,9 +55,18 @@ class QualityGain(nn.Module):
     set of weights covers a continuous quality range. Level ``i`` is quality ``i + 1``.
     """
 
-    def __init__(self, levels: int, channels: int) -> None:
+    def __init__(
+        self, levels: int, channels: int, lambdas: tuple[float, ...] | None = None, inverse: bool = False
+    ) -> None:
+        """With `lambdas`, start from the ladder gain ∝ sqrt(λ) (its inverse for `inverse`), so
+        training separates the rates from the first step instead of learning them slowly."""
         super().__init__()
-        self.log_gain = nn.Parameter(torch.zeros(levels, channels))
+        init = torch.zeros(levels, channels)
+        if lambdas is not None:
+            log_l = torch.log(torch.tensor(lambdas, dtype=torch.float32))
+            ladder = 0.5 * (log_l - log_l.mean())
+            init += (-ladder if inverse else ladder)[:, None]
+        self.log_gain = nn.Parameter(init)
 
     @property
     def levels(self) -> int:

@@ -7,7 +7,6 @@ table cannot hold are escaped (see :mod:`.escape`) in that same decode order.
 """
 from __future__ import annotations
 
-import constriction
 import numpy as np
 
 from ..errors import FormatError
@@ -39,6 +38,7 @@ def encode_indexed(
     esc_bin = tables.bins[index] - 1
     escaped = (bins < 0) | (bins >= esc_bin)
     bins = np.where(escaped, esc_bin, bins).astype(np.int32)
+    import constriction
     groups = _groups(index, tables.size)
     for _, pos in groups:
         escapes.write(values[pos][escaped[pos]].tolist())
@@ -58,6 +58,8 @@ def decode_indexed(
         raise FormatError("corrupt: entropy-coded stream is not a whole number of words")
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
     values = np.empty(index.size, dtype=np.int64)
+    import constriction
+
     try:
         coder = constriction.stream.stack.AnsCoder(words)
         for k, pos in _groups(index, tables.size):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import constriction
 import numpy as np
 
 COUNT_TOTAL = 1 << 20  # resolution of the stored counts (constriction requantizes to 2^24)
@@ -51,10 +50,12 @@ class CdfTables:
         """Number of bins of each table, escape bin included."""
         return np.diff(self.offsets)
 
-    def model(self, k: int) -> "constriction.stream.model.Categorical":
+    def model(self, k: int):
         """constriction model of table k (cached)."""
         m = self._models.get(k)
         if m is None:
+            import constriction  # imported on first use: training machines need not have it
+
             freqs = self.counts[self.offsets[k] : self.offsets[k + 1]].astype(np.float64)
             m = constriction.stream.model.Categorical(freqs, perfect=False)
             self._models[k] = m

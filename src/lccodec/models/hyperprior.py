@@ -70,8 +70,8 @@ class HyperpriorModel(nn.Module):
         self.h_s = nn.Sequential(
             deconv(N, M), nn.ReLU(), deconv(M, M * 3 // 2), nn.ReLU(), conv(M * 3 // 2, 2 * M, 3, 1)
         )
-        self.gain = QualityGain(len(lambdas), M)
-        self.inv_gain = QualityGain(len(lambdas), M)
+        self.gain = QualityGain(len(lambdas), M, lambdas)
+        self.inv_gain = QualityGain(len(lambdas), M, lambdas, inverse=True)
         self.z_density = FactorizedDensity(N)
         self.tables: dict[str, CdfTables] = {}
         self._exact_h_s: ExactNet | None = None
@@ -167,7 +167,7 @@ class HyperpriorModel(nn.Module):
     def _synthesize(
         self, residual: torch.Tensor, mean: torch.Tensor, quality: float, device: torch.device
     ) -> torch.Tensor:
-        y_hat = (residual.to(torch.float32) + mean).to(device)
+        y_hat = (residual.to(torch.float32) + mean).to(device, memory_format=torch.channels_last)
         q = torch.tensor([quality], device=device)
         y_hat = y_hat * self.inv_gain(q)[:, :, None, None]
         return run_tiled(self.g_s, y_hat, 16, SYNTHESIS_TILE, SYNTHESIS_HALO).clamp_(0.0, 1.0)

@@ -39,8 +39,10 @@ def _parse_qualities(text: str | None) -> list[int] | None:
               help="Model config, e.g. --config N=128 --config M=192 (default: the model's own).")
 @click.option("--data", type=click.Path(file_okay=False), help="Folder of training images.")
 @click.option("--steps", type=click.IntRange(min=1), help="Planned total steps (sets the lr schedule).")
+@click.option("--plan-minutes", type=click.FloatRange(min=0.05),
+              help="Plan the schedule for this much device time in all (over chunks), not --steps.")
 @click.option("--minutes", type=click.FloatRange(min=0.05),
-              help="Stop this run after so many minutes (plans --steps from the speed if not given).")
+              help="End this run after so many minutes (alone: the whole training gets this time).")
 @click.option("--until", "stop_at", type=click.IntRange(min=1),
               help="End this run at this step, keeping the planned schedule (for chunks).")
 @click.option("--qualities", help="Quality levels to train, e.g. 1,2,3 (default: all of the ladder).")
@@ -64,7 +66,7 @@ def _parse_qualities(text: str | None) -> list[int] | None:
 @click.option("--log-every", default=50, show_default=True, type=click.IntRange(min=1))
 def train_command(
     model: str, config_items: tuple[str, ...], data: str | None, steps: int | None,
-    minutes: float | None, stop_at: int | None, qualities: str | None, batch: int, crop: int, lr: float, warmup: int | None,
+    plan_minutes: float | None, minutes: float | None, stop_at: int | None, qualities: str | None, batch: int, crop: int, lr: float, warmup: int | None,
     resume: str | None, checkpoint: str | None, checkpoint_kind: str, checkpoint_minutes: float,
     export_path: str | None, export_only: bool, device: str, use_compile: bool | None,
     threads: int | None, seed: int, log_every: int,
@@ -74,7 +76,7 @@ def train_command(
     \b
     Examples:
       lic train --data ../shared/data/train --minutes 30 --export weights/hyperprior.safetensors
-      lic train --data DIR --steps 60000 --minutes 8.5 --resume ckpt --checkpoint ckpt
+      lic train --data DIR --plan-minutes 24 --minutes 8 --resume ckpt --checkpoint ckpt
       lic train --export-only --resume ckpt --export weights/hyperprior.safetensors
     """
     try:
@@ -93,7 +95,7 @@ def train_command(
             raise LicError(f"cannot write '{export_path}': its folder does not exist")
         config = TrainConfig(
             model=model, model_config=_parse_config(config_items), data=data, steps=steps,
-            minutes=minutes, stop_at=stop_at, qualities=_parse_qualities(qualities), batch=batch, crop=crop, lr=lr, warmup=warmup, device=device,
+            plan_minutes=plan_minutes, minutes=minutes, stop_at=stop_at, qualities=_parse_qualities(qualities), batch=batch, crop=crop, lr=lr, warmup=warmup, device=device,
             compile=use_compile, threads=threads, seed=seed, log_every=log_every,
             checkpoint=checkpoint, checkpoint_kind=checkpoint_kind,
             checkpoint_minutes=checkpoint_minutes, resume=resume,

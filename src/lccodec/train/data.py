@@ -7,6 +7,8 @@ exactly the batches an uninterrupted one would.
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,19 +32,22 @@ def image_files(folder: str | Path) -> list[Path]:
     return files
 
 
-def load_images(folder: str | Path, device: torch.device | str = "cpu") -> list[torch.Tensor]:
-    """Decode every image of `folder` once: a list of uint8 (3, H, W) tensors on `device`."""
+def _decode(path: Path) -> torch.Tensor:
     from PIL import Image
 
-    images = []
-    for path in image_files(folder):
-        try:
-            with Image.open(path) as im:
-                rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
-        except Exception as exc:  # a broken file ends the run with a clear message
-            raise LicError(f"cannot read training image '{path}': {exc}") from None
-        images.append(torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous().to(device))
-    return images
+    try:
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
+    except Exception as exc:  # a broken file ends the run with a clear message
+        raise LicError(f"cannot read training image '{path}': {exc}") from None
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1).contiguous()
+
+
+def load_images(folder: str | Path, device: torch.device | str = "cpu") -> list[torch.Tensor]:
+    """Decode every image of `folder` once: a list of uint8 (3, H, W) tensors on `device`."""
+    files = image_files(folder)
+    with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
+        return [im.to(device) for im in pool.map(_decode, files)]
 
 
 @dataclass(frozen=True)

@@ -35,14 +35,21 @@ REWARM_STEPS = 100  # lr ramp after resuming without optimizer state
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a run. `steps` is the planned total; `minutes` bounds this chunk."""
+    """Everything that defines a run.
+
+    The schedule is planned in steps: ``steps`` fixes the total; otherwise ``plan_minutes`` (the
+    device time of the whole training, across chunks) or, for a single run, ``minutes`` is turned
+    into steps from the measured speed and re-estimated as the run goes. ``minutes`` and
+    ``stop_at`` only end this run (a chunk); the next one resumes the same plan.
+    """
 
     model: str = "hyperprior"
     model_config: dict = field(default_factory=dict)
     data: str = ""
     steps: int | None = None
+    plan_minutes: float | None = None
     minutes: float | None = None
-    stop_at: int | None = None  # end this run at this step (the plan is unchanged)
+    stop_at: int | None = None
     qualities: list[int] | None = None  # the levels drawn from (1-based); default: all
     batch: int = 16
     crop: int = 256
@@ -74,6 +81,24 @@ class TrainResult:
     history: list[dict]
     ms_per_step: float
     meta: dict  # the checkpoint index fields (step, plan, devices, data, config): see export
+
+
+@dataclass
+class Plan:
+    """The planned total of steps: fixed, or derived from a device-time budget and the speed."""
+
+    steps: int | None
+    seconds: float | None = None  # device-time budget of the whole training (None: fixed)
+    speed: float | None = None  # smoothed seconds per step
+
+    def update(self, step: int, used_seconds: float, seconds_per_step: float) -> None:
+        if self.seconds is None:
+            return
+        self.speed = seconds_per_step if self.speed is None else 0.7 * self.speed + 0.3 * seconds_per_step
+        self.steps = step + max(1, int((self.seconds - used_seconds) / self.speed))
+
+    def total_for_lr(self, step: int) -> int:
+        return self.steps or step + PROBE_STEPS * 50  # before the first estimate: a long plan
 
 
 def lr_at(step: int, total: int, warmup: int, base: float, final_ratio: float) -> float:
@@ -158,7 +183,7 @@ def _tf32(enabled: bool):
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
-def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Adam:
+def make_optimizer(model: nn.Module, lr: float, fused: bool = False) -> torch.optim.Adam:
     """Adam with two groups: the transforms, and the z density (named 'entropy')."""
     entropy = [p for n, p in model.named_parameters() if n.startswith("z_density.")]
     ids = {id(p) for p in entropy}
@@ -166,13 +191,26 @@ def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Adam:
     groups = [{"params": main, "name": "main"}]
     if entropy:
         groups.append({"params": entropy, "name": "entropy"})
-    return torch.optim.Adam(groups, lr=lr)
+    return torch.optim.Adam(groups, lr=lr, fused=fused or None)
+
+
+def _setup_model(config: TrainConfig, device: torch.device, log: Callable[[str], None]):
+    """Model, optimizer and the state to resume from (a fresh run when config.resume is None)."""
+    from ..models import build_model, model_by_name  # lazy: models import the entropy coder
+
+    index = read_index(config.resume) if config.resume else {}
+    spec = model_by_name(index.get("model", config.model))
+    torch.manual_seed(config.seed)  # the initial weights
+    model = build_model(spec, index.get("model_config", config.model_config)).to(device)
+    optimizer = make_optimizer(model, config.lr, fused=device.type == "cuda")
+    if index:
+        index = load_checkpoint(config.resume, model, optimizer)
+        log(f"resumed at step {index['step']} from {config.resume} ({index['kind']} checkpoint)")
+    return model, optimizer, index
 
 
 def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResult:
     """Run (or continue) training as `config` says; returns the trained model and statistics."""
-    from ..models import build_model, model_by_name  # lazy: models import the entropy coder
-
     if config.threads:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
@@ -183,167 +221,144 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
     if config.batch < 1 or config.crop < 64 or config.crop % 64:
         raise LicError("--batch must be >= 1 and --crop a multiple of 64")
 
-    index = read_index(config.resume) if config.resume else None
-    spec = model_by_name(index["model"] if index else config.model)
-    model_config = dict(index["model_config"]) if index else dict(config.model_config)
-    torch.manual_seed(config.seed)  # the initial weights
-    model = build_model(spec, model_config).to(device)
-    optimizer = make_optimizer(model, config.lr)
-    step, base_seconds, devices = 0, 0.0, []
-    planned = config.steps
-    warmup = config.warmup
-    rewarm_from = None
-    if index:
-        index = load_checkpoint(config.resume, model, optimizer)
-        step = int(index["step"])
-        base_seconds = float(index.get("device_seconds", 0.0))
-        devices = list(index.get("devices", []))
-        planned = planned or index.get("planned_steps")
-        warmup = warmup or index.get("warmup")
-        if not index["optimizer_loaded"]:
-            rewarm_from = step
-        log(f"resumed at step {step} from {config.resume} ({index['kind']} checkpoint)")
-    replan = planned is None  # a --minutes budget: re-plan the steps from the measured speed
-    if planned is None and config.minutes is None:
-        raise LicError("give --steps (planned total) or --minutes (time budget)")
-    model.config = dict(model.config)  # keep the config that build_model recorded
+    model, optimizer, index = _setup_model(config, device, log)
+    step = int(index.get("step", 0))
+    base_seconds = float(index.get("device_seconds", 0.0))
+    devices = list(index.get("devices", []))
+    warmup = config.warmup or index.get("warmup")
+    rewarm_from = step if index and not index["optimizer_loaded"] else None
+    if config.steps:
+        plan = Plan(config.steps)
+    elif config.plan_minutes or index.get("plan_seconds"):
+        seconds = config.plan_minutes * 60.0 if config.plan_minutes else index["plan_seconds"]
+        plan = Plan(index.get("planned_steps"), seconds)
+    elif index.get("planned_steps"):
+        plan = Plan(index["planned_steps"])
+    elif config.minutes:
+        plan = Plan(None, config.minutes * 60.0)
+    else:
+        raise LicError("give --steps or --plan-minutes (the planned total) or --minutes (this run)")
 
     images = load_images(config.data, device)
     data = data_summary(config.data, images)
     sampler = CropSampler(images, CropSpec(size=config.crop, min_scale=config.min_scale), config.seed)
-    lambdas = torch.tensor(model.lambdas, dtype=torch.float32)
+    lambdas = torch.tensor(model.lambdas, dtype=torch.float32, device=device)
     levels = len(model.lambdas)
     qualities = list(config.qualities or range(1, levels + 1))
     if any(not 1 <= q <= levels for q in qualities):
         raise LicError(f"qualities must lie in 1..{levels}")
     log(
-        f"training {spec.name} {model_config or '(default config)'} on {device} "
+        f"training {model.name} {({k: v for k, v in model.config.items() if k != 'lambdas'})} on {device} "
         f"({data['images']} images, {data['pixels'] / 1e6:.0f} Mpixel), batch {config.batch}, "
         f"crop {config.crop}, bf16 {use_bf16}, channels_last {use_cl}, compile {use_compile}"
     )
-
     if use_cl:
         model = model.to(memory_format=torch.channels_last)
     if use_bf16:
         enable_mixed_precision(model, device.type)
     forward = torch.compile(model) if use_compile else model
     model.train()
+    label = torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)"
+    if label not in devices:
+        devices.append(label)
+
+    start = time.perf_counter()
+
+    def used_seconds() -> float:
+        return base_seconds + time.perf_counter() - start
 
     def run_meta() -> dict:
         return {
-            "step": step, "planned_steps": planned, "warmup": warmup, "model": spec.name,
-            "model_config": model.config,
-            "device_seconds": base_seconds + (time.perf_counter() - start),
-            "devices": devices, "data": data, "train_config": asdict(config),
+            "step": step, "planned_steps": plan.steps, "plan_seconds": plan.seconds,
+            "warmup": warmup, "model": model.name, "model_config": model.config,
+            "device_seconds": used_seconds(), "devices": devices, "data": data,
+            "train_config": asdict(config),
         }
 
     def ckpt() -> None:
         if config.checkpoint:
             save_checkpoint(config.checkpoint, model, optimizer, run_meta(), config.checkpoint_kind)
 
-    label = torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)"
-    if label not in devices:
-        devices.append(label)
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize(device)
+
     history: list[dict] = []
-    start = time.perf_counter()
-    last_ckpt = start
-    window = {"loss": torch.zeros((), device=device), "bpp": torch.zeros((), device=device),
-              "psnr": torch.zeros((), device=device), "n": 0, "t": start}
-    timed = {"steps": 0, "seconds": 0.0}
-    speed: float | None = None  # smoothed seconds per step, for re-planning
-    start_step = step
+    start_step, last_ckpt, t_timed = step, start, None
+    sums = torch.zeros(3, device=device)  # loss, bpp, psnr over the log window
+    window_n, window_t = 0, start
 
     with _tf32(cuda):
-        while planned is None or step < planned:
-            now = time.perf_counter()
-            if config.minutes is not None and now - start >= config.minutes * 60.0:
+        while plan.steps is None or step < plan.steps:
+            if config.minutes is not None and time.perf_counter() - start >= config.minutes * 60.0:
                 break
             if config.stop_at is not None and step >= config.stop_at:
                 break
-            rng_seed = (config.seed * 1_000_003 + step) % (2**63)
-            torch.manual_seed(rng_seed)
+            torch.manual_seed((config.seed * 1_000_003 + step) % (2**63))  # the noise of this step
             q = int(np.random.default_rng([config.seed, step, 1]).choice(qualities))
             x = sampler.batch(step, config.batch)
             if use_cl:
                 x = x.contiguous(memory_format=torch.channels_last)
             quality = torch.full((config.batch,), float(q), device=device)
-            lam = lambdas[q - 1].to(device).expand(config.batch)
-
-            total = planned or (step + PROBE_STEPS * 50)
-            warm = warmup or default_warmup(total)
-            lr = lr_at(step, total, warm, config.lr, config.final_lr_ratio)
+            total = plan.total_for_lr(step)
+            lr = lr_at(step, total, warmup or default_warmup(total), config.lr, config.final_lr_ratio)
             if rewarm_from is not None:
                 lr *= min(1.0, (step - rewarm_from + 1) / REWARM_STEPS)
             for group in optimizer.param_groups:
                 group["lr"] = lr
 
-            out = forward(x, quality)
-            loss, bpp, mse = rd_loss(out, x, lam)
+            loss, bpp, mse = rd_loss(forward(x, quality), x, lambdas[q - 1].expand(config.batch))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip:
                 nn.utils.clip_grad_norm_(model.parameters(), config.clip)
             optimizer.step()
             step += 1
+            sums += torch.stack([loss.detach(), bpp.detach(), -10.0 * torch.log10(mse.detach().clamp_min(1e-10))])
+            window_n += 1
 
-            window["loss"] += loss.detach()
-            window["bpp"] += bpp.detach()
-            window["psnr"] += -10.0 * torch.log10(mse.detach().clamp_min(1e-10))
-            window["n"] += 1
             if step - start_step == 3:  # the first steps include compilation and warm-up
-                if cuda:
-                    torch.cuda.synchronize(device)
-                timed["t0"] = time.perf_counter()
-            if planned is None and step - start_step == 3 + PROBE_STEPS:
-                if cuda:
-                    torch.cuda.synchronize(device)
-                per_step = (time.perf_counter() - timed["t0"]) / PROBE_STEPS
-                left = config.minutes * 60.0 - (time.perf_counter() - start)
-                planned = step + max(1, int(left / per_step))
-                warmup = warmup or default_warmup(planned)
-                log(f"planned {planned} steps ({per_step * 1e3:.0f} ms/step measured, warm-up {warmup})")
+                sync()
+                t_timed = time.perf_counter()
+            elif step - start_step == 3 + PROBE_STEPS and plan.seconds is not None:
+                sync()
+                plan.update(step, used_seconds(), (time.perf_counter() - t_timed) / PROBE_STEPS)
+                warmup = warmup or default_warmup(plan.steps)
+                log(f"planned {plan.steps} steps ({plan.speed * 1e3:.0f} ms/step measured, warm-up {warmup})")
 
-            if step % config.log_every == 0 or step == planned:
-                if cuda:
-                    torch.cuda.synchronize(device)
+            if step % config.log_every == 0 or step == plan.steps:
+                sync()
                 now = time.perf_counter()
-                n = window["n"]
-                entry = {
-                    "step": step, "lr": lr, "loss": window["loss"].item() / n,
-                    "bpp": window["bpp"].item() / n, "psnr": window["psnr"].item() / n,
-                    "ms_per_step": (now - window["t"]) * 1e3 / n,
-                }
-                if not math.isfinite(entry["loss"]):
+                loss_v, bpp_v, psnr_v = (sums / window_n).tolist()
+                entry = {"step": step, "lr": lr, "loss": loss_v, "bpp": bpp_v, "psnr": psnr_v,
+                         "ms_per_step": (now - window_t) * 1e3 / window_n}
+                if not math.isfinite(loss_v):
                     raise LicError(
                         f"training diverged (loss is not finite) at step {step}; "
                         "lower --lr or resume from the last checkpoint"
                     )
                 history.append(entry)
-                if replan and planned is not None:
-                    speed = entry["ms_per_step"] / 1e3 if speed is None else 0.7 * speed + 0.3 * entry["ms_per_step"] / 1e3
-                    left = config.minutes * 60.0 - (now - start)
-                    planned = max(step + 1, step + int(left / speed))
+                if step - window_n >= start_step + 3 + PROBE_STEPS:  # a window of steady steps
+                    plan.update(step, used_seconds(), entry["ms_per_step"] / 1e3)
                 log(
-                    f"step {step}/{planned or '?'}  lr {lr:.2e}  loss {entry['loss']:.4f}  "
-                    f"bpp {entry['bpp']:.4f}  psnr {entry['psnr']:.2f}  {entry['ms_per_step']:.1f} ms/step"
+                    f"step {step}/{plan.steps or '?'}  lr {lr:.2e}  loss {loss_v:.4f}  "
+                    f"bpp {bpp_v:.4f}  psnr {psnr_v:.2f}  {entry['ms_per_step']:.1f} ms/step"
                 )
-                for k in ("loss", "bpp", "psnr"):
-                    window[k].zero_()
-                window["n"], window["t"] = 0, now
+                sums.zero_()
+                window_n, window_t = 0, now
                 if config.checkpoint and now - last_ckpt >= config.checkpoint_minutes * 60.0:
                     ckpt()
                     last_ckpt = time.perf_counter()
 
-    if cuda:
-        torch.cuda.synchronize(device)
+    sync()
     elapsed = time.perf_counter() - start
-    if "t0" in timed and step - start_step > 3:
-        ms = (time.perf_counter() - timed["t0"]) * 1e3 / (step - start_step - 3)
+    if t_timed is not None and step - start_step > 3:
+        ms = (time.perf_counter() - t_timed) * 1e3 / (step - start_step - 3)
     else:
         ms = elapsed * 1e3 / max(1, step - start_step)
     ckpt()
-    log(f"stopped at step {step}/{planned}: {elapsed / 60:.1f} min, {ms:.1f} ms/step this run")
+    log(f"stopped at step {step}/{plan.steps}: {elapsed / 60:.1f} min, {ms:.1f} ms/step this run")
     return TrainResult(
-        model=model, step=step, planned_steps=planned or step, device=label,
-        device_seconds=base_seconds + elapsed, history=history, ms_per_step=ms, meta=run_meta(),
+        model=model, step=step, planned_steps=plan.steps or step, device=label,
+        device_seconds=used_seconds(), history=history, ms_per_step=ms, meta=run_meta(),
     )
