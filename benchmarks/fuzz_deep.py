@@ -36,7 +36,7 @@ if str(ROOT / "src") not in sys.path:  # run from a checkout without installing
 
 import lccodec  # noqa: E402
 from lccodec import container  # noqa: E402
-from lccodec.container import MODES, Header, Stream  # noqa: E402
+from lccodec.container import MODES, Stream  # noqa: E402
 from lccodec.errors import LicError  # noqa: E402
 
 FIXED_SIZE = 28  # bytes of the fixed header, up to and including the params length
@@ -112,7 +112,7 @@ def flip_bits(rng: random.Random, data: bytes, lo: int, hi: int, count: int) -> 
 Mutator = Callable[[random.Random, bytes], Iterator[tuple[str, bytes]]]
 
 
-def truncations(rng: random.Random, seed: bytes, payload_samples: int = 40) -> Iterator[tuple[str, bytes]]:
+def truncations(rng: random.Random, seed: bytes, payload_samples: int = 50) -> Iterator[tuple[str, bytes]]:
     """Every length up to the end of the stream table, a sample of payload lengths."""
     end = table_end(seed)
     for n in range(0, end + 5):
@@ -124,7 +124,7 @@ def truncations(rng: random.Random, seed: bytes, payload_samples: int = 40) -> I
     yield "extra-byte-fixed-crc", fix_crc(seed[:-4] + b"\x00" + seed[-4:])
 
 
-def bit_flips(rng: random.Random, seed: bytes, raw: int = 24, fixed: int = 8) -> Iterator[tuple[str, bytes]]:
+def bit_flips(rng: random.Random, seed: bytes, raw: int = 32, fixed: int = 20) -> Iterator[tuple[str, bytes]]:
     """1-3 bit flips in the header/table, payload and CRC; `fixed` of them get a correct CRC."""
     end = table_end(seed)
     regions = {"header": (0, end), "payload": (end, len(seed) - 4), "crc": (len(seed) - 4, len(seed))}
@@ -138,7 +138,7 @@ def bit_flips(rng: random.Random, seed: bytes, raw: int = 24, fixed: int = 8) ->
                 yield f"flip-{name}-fixed-crc", fix_crc(mutated)
 
 
-def random_inputs(rng: random.Random, seed: bytes, count: int = 16) -> Iterator[tuple[str, bytes]]:
+def random_inputs(rng: random.Random, seed: bytes, count: int = 24) -> Iterator[tuple[str, bytes]]:
     """Random bytes: bare, behind the magic, and as a whole header with a correct CRC."""
     for _ in range(count):
         n = rng.choice((0, 1, 3, 4, 5, 31, 32, 33, rng.randrange(0, 400)))
@@ -367,7 +367,7 @@ def run_deep(cases: int, seed: int, minutes: float | None, progress: bool = True
     return stats
 
 
-def run_atheris() -> None:  # pragma: no cover - needs atheris
+def run_atheris(libfuzzer_args: list[str]) -> None:  # pragma: no cover - needs atheris
     import atheris
 
     seeds = make_seeds()
@@ -381,8 +381,7 @@ def run_atheris() -> None:  # pragma: no cover - needs atheris
         except LicError:
             pass
 
-    atheris.Setup(sys.argv[:1] + [a for a in sys.argv[1:] if a.startswith("-atheris_") or a.startswith("-max")],
-                  one_input)
+    atheris.Setup(sys.argv[:1] + libfuzzer_args, one_input)
     atheris.Fuzz()
 
 
@@ -393,8 +392,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--json", type=Path, default=None, help="write the summary here")
-    p.add_argument("--atheris", action="store_true", help="coverage-guided fuzzing with atheris")
-    args = p.parse_args(argv)
+    p.add_argument("--atheris", action="store_true",
+                   help="coverage-guided fuzzing with atheris; libFuzzer flags such as -runs=N follow")
+    args, rest = p.parse_known_args(argv)  # the rest (e.g. -atheris_runs=N) goes to libFuzzer
+    if rest and not args.atheris:
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
     import torch
 
     torch.set_num_threads(args.threads)
@@ -403,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
             import atheris  # noqa: F401
         except ImportError:
             p.error("--atheris needs the atheris package (pip install atheris)")
-        run_atheris()
+        run_atheris(rest)
         return 0
     start = time.perf_counter()
     stats = run_deep(args.cases, args.seed, args.minutes)

@@ -145,3 +145,11 @@ def test_many_files_refuses_colliding_outputs(png, tmp_path, capsys):
     (other / "in.png").write_bytes(png.read_bytes())
     code, _, err = run(["encode", str(png), str(other / "in.png"), "-o", str(tmp_path)], capsys)
     assert_one_error_line(code, err, "would both be written")
+
+
+def test_max_pixels_refuses_large_declared_size(png, tmp_path, capsys):
+    lic = tmp_path / "a.lic"
+    run(["encode", str(png), str(lic)], capsys)
+    code, _, err = run(["decode", str(lic), str(tmp_path / "b.png"), "--max-pixels", "100"], capsys)
+    assert_one_error_line(code, err, "exceeds")
+    assert not (tmp_path / "b.png").exists()

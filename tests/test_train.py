@@ -182,3 +182,15 @@ def test_mixed_precision_keeps_entropy_arithmetic_in_fp32():
     assert out["x_hat"].dtype == torch.float32
     assert all(v.dtype == torch.float32 for v in out["likelihoods"].values())
     assert list(model.state_dict()) == keys
+
+
+def test_compact_checkpoint_restores_every_tensor(tmp_path):
+    from lccodec.models.hyperprior import HyperpriorModel
+    from lccodec.train.checkpoint import load_checkpoint, save_checkpoint
+
+    torch.manual_seed(3)
+    model, fresh = HyperpriorModel(N=16, M=24), HyperpriorModel(N=16, M=24)
+    save_checkpoint(tmp_path, model, None, {"step": 0}, kind="compact")
+    load_checkpoint(tmp_path, fresh)
+    for name, t in model.state_dict().items():
+        assert torch.equal(t.half().float(), fresh.state_dict()[name]), name

@@ -68,13 +68,18 @@ def encode(
     return open_model(model, device).encode(image, quality, bpp=bpp, psnr=psnr).data
 
 
-def decode(data: bytes, device: str = "auto"):
-    """Decode .lic bytes to a PIL image in the original mode (L, LA, RGB or RGBA)."""
+def decode(data: bytes, device: str = "auto", max_pixels: int | None = None):
+    """Decode .lic bytes to a PIL image in the original mode (L, LA, RGB or RGBA).
+
+    Files declaring more than `max_pixels` (default 2^27) are refused before decoding.
+    """
     from PIL import Image
 
     from .codec import decode_bytes
 
-    header, pixels = decode_bytes(data, device)
+    from .container import DEFAULT_MAX_PIXELS
+
+    header, pixels = decode_bytes(data, device, max_pixels or DEFAULT_MAX_PIXELS)
     if pixels.shape[2] == 1:
         return Image.fromarray(pixels[:, :, 0], "L")
     return Image.fromarray(pixels, header.mode)

@@ -40,7 +40,8 @@ def encode_file(source: str, destination: str, model: str = "hyperprior", qualit
             "bpp": enc.bpp, "psnr": enc.psnr, "quality": enc.quality, "warnings": enc.warnings}
 
 
-def decode_file(source: str, destination: str, fmt: str | None = None, device: str = "auto") -> dict:
+def decode_file(source: str, destination: str, fmt: str | None = None, device: str = "auto",
+                max_pixels: int | None = None) -> dict:
     """Decode a .lic file to an image file (atomically)."""
     from . import decode
 
@@ -50,7 +51,7 @@ def decode_file(source: str, destination: str, fmt: str | None = None, device: s
         raise LicError(f"no such file: '{source}'") from None
     except OSError as exc:
         raise LicError(f"cannot read '{source}': {exc.strerror or exc}") from None
-    image = decode(data, device=device)
+    image = decode(data, device=device, max_pixels=max_pixels)
     save_decoded(image, destination, fmt)
     return {"width": image.width, "height": image.height, "mode": image.mode}
 

@@ -192,9 +192,11 @@ def _existing(path: str) -> str:
 @_DEVICE
 @_OUTDIR
 @_JOBS
+@click.option("--max-pixels", type=click.IntRange(min=1), default=None,
+              help="Refuse files declaring more pixels than this (default 134217728).")
 @click.option("-v", "--verbose", is_flag=True, help="Report what was decoded on stderr.")
 def decode(paths: tuple[str, ...], fmt: str | None, device: str, out_dir: str | None, jobs: int,
-           verbose: bool) -> None:
+           max_pixels: int | None, verbose: bool) -> None:
     """Decode .lic files to images ('-' for stdin/stdout)."""
     import io
 
@@ -208,12 +210,12 @@ def decode(paths: tuple[str, ...], fmt: str | None, device: str, out_dir: str | 
         return f"{r.source} -> {r.destination}: {r.info['width']}x{r.info['height']} {r.info['mode']}"
 
     if out_dir is not None:
-        _report_batch(run_many(decode_file, pairs, jobs, fmt=fmt, device=device), describe if verbose else None)
+        _report_batch(run_many(decode_file, pairs, jobs, fmt=fmt, device=device, max_pixels=max_pixels), describe if verbose else None)
         return
     inp, out = pairs[0]
     _check_distinct(inp, out)
     start = time.perf_counter()
-    image = decode_image(_read_input(inp), device=device)
+    image = decode_image(_read_input(inp), device=device, max_pixels=max_pixels)
     if out == "-":
         buf = io.BytesIO()
         save_image(image, buf, format=fmt or "PNG")

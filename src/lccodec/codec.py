@@ -267,11 +267,17 @@ def open_model(name: str = "hyperprior", device: str = "auto") -> Codec:
     return _cached_codec(spec.name, str(resolve_device(device)))
 
 
-def decode_bytes(data: bytes, device: str = "auto") -> tuple[Header, np.ndarray]:
-    """Decode any .lic file with the model its header names."""
+def decode_bytes(
+    data: bytes, device: str = "auto", max_pixels: int = container.DEFAULT_MAX_PIXELS
+) -> tuple[Header, np.ndarray]:
+    """Decode any .lic file with the model its header names.
+
+    Files declaring more than `max_pixels` are refused before any decoding work: a tiny file
+    can otherwise ask for a large (valid) decode.
+    """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise FormatError("decode expects the bytes of a .lic file")
-    header, streams = container.unpack(bytes(data))
+    header, streams = container.unpack(bytes(data), max_pixels=max_pixels)
     spec = model_by_id(header.model_id)
     return header, open_model(spec.name, device).decode_parsed(header, streams)
 

@@ -14,7 +14,7 @@ from .errors import FormatError
 
 MAGIC = b"\x89LIC"
 VERSION = 1
-DEFAULT_MAX_PIXELS = 1 << 28
+DEFAULT_MAX_PIXELS = 1 << 27  # the same limit the encoder's image loader applies
 MAX_SIDE = 65535 * 4
 MAX_STREAMS = 16
 

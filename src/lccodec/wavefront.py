@@ -24,11 +24,12 @@ import constriction
 import numpy as np
 import torch
 import torch.nn.functional as F
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 from .coding import CdfTables, EscapeReader, EscapeWriter
 from .errors import FormatError
-from .exact import ACT_BITS, ACT_CLAMP_BITS, _ExactLayer, _shift_round
+from .exact import ACT_BITS, ACT_CLAMP_BITS, _ExactLayer
 
 KERNEL = 5
 HALF = KERNEL // 2
@@ -38,6 +39,9 @@ TAPS: tuple[tuple[int, int], ...] = tuple(
 )
 LIMIT = (1 << ACT_CLAMP_BITS) - 1
 RESIDUAL_LIMIT = 1 << 31  # the encoder codes residuals within ±2^31 (escapes carry them)
+#: SINGLE_THREAD_NOTE: a step's matrices are small (a few dozen rows), so BLAS threads buy
+#: little and, on a busy machine, each threaded call can stall for milliseconds waiting for a
+#: descheduled worker; the step loops therefore run BLAS on one thread.
 
 
 def causal_mask() -> torch.Tensor:
@@ -57,8 +61,22 @@ def wavefront_steps(height: int, width: int) -> list[np.ndarray]:
     return np.split(order, np.cumsum(counts)[:-1])
 
 
+def _rescale(acc: np.ndarray, bias: np.ndarray, shift: int, relu: bool) -> np.ndarray:
+    """int64(acc) + bias, rounding shift right by `shift` (ties up), clamp (and ReLU)."""
+    x = acc.astype(np.int64) + bias
+    if shift > 0:
+        x = (x + (1 << (shift - 1))) >> shift
+    else:
+        x = x << -shift
+    return np.clip(x, 0 if relu else -LIMIT, LIMIT, out=x)
+
+
 class ExactContext:
-    """Integer evaluation of masked 5×5 conv → concat(hyper) → 1×1 stack (ReLU between)."""
+    """Integer evaluation of masked 5×5 conv → concat(hyper) → 1×1 stack (ReLU between).
+
+    Matrices are float64 numpy arrays of integers; products run through BLAS (exact, see the
+    module docstring), which is fast for the few rows of one wavefront step.
+    """
 
     def __init__(self, context_conv: nn.Conv2d, entropy_parameters: nn.Sequential) -> None:
         masked = nn.Conv2d(context_conv.in_channels, context_conv.out_channels, KERNEL, padding=HALF)
@@ -66,67 +84,72 @@ class ExactContext:
             w = context_conv.weight.detach().to(torch.float16).cpu()
             masked.weight.copy_(w * causal_mask().to(w.dtype))
             masked.bias.copy_(context_conv.bias.detach().cpu())
-        self.conv = _ExactLayer(masked, ACT_BITS)
-        self.channels = context_conv.in_channels
-        w = self.conv.weight  # (2M, M, 5, 5), integer-valued float64
-        self.ctx_matrix = torch.stack(
-            [w[:, :, HALF + dr, HALF + dc].T for dr, dc in TAPS]
-        ).reshape(len(TAPS) * self.channels, -1).contiguous()
-        self.layers: list[tuple[_ExactLayer, torch.Tensor, bool]] = []
-        convs = [m for m in entropy_parameters if isinstance(m, nn.Conv2d)]
-        for m in entropy_parameters:
-            if not isinstance(m, (nn.Conv2d, nn.ReLU)) or (
-                isinstance(m, nn.Conv2d) and m.kernel_size != (1, 1)
+        conv = _ExactLayer(masked, ACT_BITS)
+        self.channels = m = context_conv.in_channels
+        self.conv_weight = conv.weight  # (2M, M, 5, 5) torch float64, for the one-shot path
+        w = conv.weight.numpy()
+        self.ctx_matrix = np.ascontiguousarray(
+            np.stack([w[:, :, HALF + dr, HALF + dc].T for dr, dc in TAPS]).reshape(len(TAPS) * m, -1)
+        )
+        self.ctx_bias, self.ctx_shift = conv.bias.numpy(), conv.acc_bits - ACT_BITS
+        for mod in entropy_parameters:
+            if not isinstance(mod, (nn.Conv2d, nn.ReLU)) or (
+                isinstance(mod, nn.Conv2d) and mod.kernel_size != (1, 1)
             ):
-                raise TypeError(f"no exact form of {m} in the entropy parameters")
-        for i, m in enumerate(convs):
-            layer = _ExactLayer(m, ACT_BITS)
-            matrix = layer.weight[:, :, 0, 0].T.contiguous()
-            self.layers.append((layer, matrix, i < len(convs) - 1))
+                raise TypeError(f"no exact form of {mod} in the entropy parameters")
+        convs = [mod for mod in entropy_parameters if isinstance(mod, nn.Conv2d)]
+        self.layers: list[tuple[np.ndarray, np.ndarray, int, bool]] = []
+        for i, mod in enumerate(convs):
+            layer = _ExactLayer(mod, ACT_BITS)
+            matrix = np.ascontiguousarray(layer.weight[:, :, 0, 0].numpy().T)
+            self.layers.append((matrix, layer.bias.numpy(), layer.acc_bits - ACT_BITS, i < len(convs) - 1))
+        self.ctx_width = 2 * m  # rows of the first matrix that read the context; the rest, hyper
 
-    def _stack(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rows of [context, hyper] (int64) -> (mean_int, scale_int) rows."""
-        for layer, matrix, relu in self.layers:
-            acc = (x.to(torch.float64) @ matrix).to(torch.int64) + layer.bias
-            x = _shift_round(acc, layer.acc_bits - ACT_BITS).clamp_(-LIMIT, LIMIT)
-            if relu:
-                x = x.clamp_min_(0)
-        return x.chunk(2, dim=1)
+    def hyper_part(self, hyper_rows: np.ndarray) -> np.ndarray:
+        """The first entropy layer's accumulator from the hyper features (int64 rows), float64."""
+        return hyper_rows.astype(np.float64) @ self.layers[0][0][self.ctx_width :]
 
-    def _context(self, acc: torch.Tensor) -> torch.Tensor:
-        acc = acc.to(torch.int64) + self.conv.bias
-        return _shift_round(acc, self.conv.acc_bits - ACT_BITS).clamp_(-LIMIT, LIMIT)
+    def _stack(self, ctx: np.ndarray, hyper_acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Context rows (int64) and their hyper_part -> (mean_int, scale_int) rows (int64)."""
+        matrix, bias, shift, relu = self.layers[0]
+        x = _rescale(ctx.astype(np.float64) @ matrix[: self.ctx_width] + hyper_acc, bias, shift, relu)
+        for matrix, bias, shift, relu in self.layers[1:]:
+            x = _rescale(x.astype(np.float64) @ matrix, bias, shift, relu)
+        return x[:, : self.channels], x[:, self.channels :]
 
-    def step(self, grid: torch.Tensor, taps: torch.Tensor, hyper_rows: torch.Tensor):
-        """Entropy parameters of n positions.
+    def step(self, grid: np.ndarray, taps: np.ndarray, hyper_acc: np.ndarray):
+        """Entropy parameters of the n positions of one step.
 
         grid: (P, M) float64, the padded latent grid (integers, ACT_BITS fractional bits);
-        taps: (n, 12) int64 rows of `grid` holding each position's causal neighbours;
-        hyper_rows: (n, 2M) int64. Returns (mean_int, scale_int), each (n, M) int64.
+        taps: (n, 12) rows of `grid` holding each position's causal neighbours;
+        hyper_acc: (n, ·) their :meth:`hyper_part`. Returns (mean_int, scale_int), (n, M) int64.
         """
-        n = taps.shape[0]
-        patches = grid.index_select(0, taps.view(-1)).view(n, -1)
-        ctx = self._context(patches @ self.ctx_matrix)
-        return self._stack(torch.cat([ctx, hyper_rows], dim=1))
+        patches = grid[taps.ravel()].reshape(taps.shape[0], -1)
+        ctx = _rescale(patches @ self.ctx_matrix, self.ctx_bias, self.ctx_shift, False)
+        return self._stack(ctx, hyper_acc)
 
     def full(self, y_int: torch.Tensor, hyper: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One-shot evaluation over a finished grid: y_int (1, M, H, W), hyper (1, 2M, H, W).
 
-        Returns (mean_int, scale_int) as (1, M, H, W) int64 — the same integers as the steps.
+        A float64 convolution and unsplit matrices, yet the same integers as the steps.
+        Returns (mean_int, scale_int) as (1, M, H, W) int64.
         """
         _, m, h, w = y_int.shape
         x = y_int.to("cpu", torch.int64).clamp(-LIMIT, LIMIT).to(torch.float64)
-        acc = F.conv2d(x, self.conv.weight, None, 1, HALF)
-        ctx = self._context(acc.permute(0, 2, 3, 1).reshape(h * w, -1))
-        rows = hyper.to("cpu", torch.int64).permute(0, 2, 3, 1).reshape(h * w, -1)
-        mean, scale = self._stack(torch.cat([ctx, rows], dim=1))
-        shape = lambda t: t.reshape(1, h, w, m).permute(0, 3, 1, 2).contiguous()  # noqa: E731
-        return shape(mean), shape(scale)
+        acc = F.conv2d(x, self.conv_weight, None, 1, HALF)
+        acc = acc.permute(0, 2, 3, 1).reshape(h * w, -1).numpy()
+        ctx = _rescale(acc, self.ctx_bias, self.ctx_shift, False)
+        rows = hyper.to("cpu", torch.int64).permute(0, 2, 3, 1).reshape(h * w, -1).numpy()
+        x = np.concatenate([ctx, rows], axis=1)
+        for matrix, bias, shift, relu in self.layers:
+            x = _rescale(x.astype(np.float64) @ matrix, bias, shift, relu)
+        out = torch.from_numpy(x).reshape(1, h, w, 2 * m).permute(0, 3, 1, 2).contiguous()
+        return out[:, :m].contiguous(), out[:, m:].contiguous()
 
 
-def scale_index(scale_int: torch.Tensor, bounds: np.ndarray) -> np.ndarray:
+def scale_index(scale_int: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     """First k with bounds[k] ≥ scale_int (or the last table), flat int64."""
-    index = np.searchsorted(bounds, scale_int.numpy().ravel(), side="left")
+    index = np.searchsorted(bounds, np.asarray(scale_int).ravel(), side="left")
     return np.minimum(index, len(bounds) - 1)
 
 
@@ -140,28 +163,45 @@ def _by_table(index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 class _Grid:
     """The padded latent grid being filled in, and each step's positions and tap rows."""
 
-    def __init__(self, hyper: torch.Tensor) -> None:
+    def __init__(self, hyper: torch.Tensor, context: ExactContext) -> None:
         _, c2, h, w = hyper.shape
         self.h, self.w, self.m = h, w, c2 // 2
-        self.pw = w + 2 * HALF
-        self.data = torch.zeros(((h + HALF) * self.pw, self.m), dtype=torch.float64)
-        self.hyper = hyper.to("cpu", torch.int64).permute(0, 2, 3, 1).reshape(h * w, c2)
-        offsets = torch.tensor([dr * self.pw + dc for dr, dc in TAPS], dtype=torch.int64)
+        pw = w + 2 * HALF
+        self.data = np.zeros(((h + HALF) * pw, self.m), dtype=np.float64)
+        rows = hyper.to("cpu", torch.int64).permute(0, 2, 3, 1).reshape(h * w, c2).numpy()
+        self.hyper_acc = context.hyper_part(rows)
+        offsets = np.array([dr * pw + dc for dr, dc in TAPS], dtype=np.int64)
         self.steps = []
         for pos in wavefront_steps(h, w):
-            pos = torch.from_numpy(pos)
-            padded = (pos // w + HALF) * self.pw + (pos % w + HALF)
+            padded = (pos // w + HALF) * pw + (pos % w + HALF)
             self.steps.append((pos, padded, padded[:, None] + offsets[None, :]))
 
-    def to_image(self, rows: torch.Tensor) -> torch.Tensor:
-        """(H·W, M) rows -> (1, M, H, W)."""
-        return rows.view(1, self.h, self.w, self.m).permute(0, 3, 1, 2).contiguous()
+    def to_image(self, rows: np.ndarray) -> torch.Tensor:
+        """(H·W, M) rows -> (1, M, H, W) tensor."""
+        return torch.from_numpy(rows).view(1, self.h, self.w, self.m).permute(0, 3, 1, 2).contiguous()
 
 
-def _latent_rows(r: torch.Tensor, mean_int: torch.Tensor) -> torch.Tensor:
+def _latent_rows(r: np.ndarray, mean_int: np.ndarray) -> np.ndarray:
     """ŷ'·2^ACT_BITS = r·2^ACT_BITS + μ_int, clamped, as float64 grid rows."""
-    r = r.clamp(-RESIDUAL_LIMIT, RESIDUAL_LIMIT)
-    return ((r << ACT_BITS) + mean_int).clamp_(-LIMIT, LIMIT).to(torch.float64)
+    r = np.clip(r, -RESIDUAL_LIMIT, RESIDUAL_LIMIT)
+    return np.clip((r << ACT_BITS) + mean_int, -LIMIT, LIMIT).astype(np.float64)
+
+
+def _decode_step(coder, index: np.ndarray, tables: CdfTables, escapes: EscapeReader) -> np.ndarray:
+    """One step's values (flat, in step order), decoded table by table, escapes resolved."""
+    order, used, counts = _by_table(index)
+    bins = np.concatenate(
+        [np.asarray(coder.decode(tables.model(int(k)), int(n)), dtype=np.int64)
+         for k, n in zip(used, counts)]
+    )
+    sorted_index = index[order]
+    values = bins + tables.lo[sorted_index]
+    esc = np.flatnonzero(bins == tables.bins[sorted_index] - 1)
+    if esc.size:
+        values[esc] = escapes.read(esc.size)
+    out = np.empty_like(values)
+    out[order] = values
+    return out
 
 
 def encode_wavefront(
@@ -177,18 +217,19 @@ def encode_wavefront(
     Returns (stream bytes, symbol count, residual r, mean_int), the last two (1, M, H, W) int64:
     ŷ' = r + mean_int / 2^ACT_BITS is what the decoder reconstructs.
     """
-    grid = _Grid(hyper)
-    y_rows = y.detach().to("cpu", torch.float32).permute(0, 2, 3, 1).reshape(grid.h * grid.w, grid.m)
-    residual = torch.zeros((grid.h * grid.w, grid.m), dtype=torch.int64)
-    means = torch.zeros_like(residual)
+    grid = _Grid(hyper, context)
+    y_rows = y.detach().to("cpu", torch.float32).permute(0, 2, 3, 1).reshape(-1, grid.m).numpy()
+    residual = np.zeros((grid.h * grid.w, grid.m), dtype=np.int64)
+    means = np.zeros_like(residual)
     coded = []
-    for pos, padded, taps in grid.steps:
-        mean_int, scale_int = context.step(grid.data, taps, grid.hyper[pos])
-        mu = mean_int.to(torch.float32) / float(1 << ACT_BITS)
-        r = torch.round(y_rows[pos] - mu).clamp_(-RESIDUAL_LIMIT, RESIDUAL_LIMIT).to(torch.int64)
-        grid.data.index_copy_(0, padded, _latent_rows(r, mean_int))
-        residual[pos], means[pos] = r, mean_int
-        coded.append((r.numpy().ravel(), scale_index(scale_int, bounds)))
+    with threadpool_limits(limits=1, user_api="blas"):  # see SINGLE_THREAD_NOTE
+        for pos, padded, taps in grid.steps:
+            mean_int, scale_int = context.step(grid.data, taps, grid.hyper_acc[pos])
+            mu = mean_int.astype(np.float32) / np.float32(1 << ACT_BITS)
+            r = np.clip(np.round(y_rows[pos] - mu), -RESIDUAL_LIMIT, RESIDUAL_LIMIT).astype(np.int64)
+            grid.data[padded] = _latent_rows(r, mean_int)
+            residual[pos], means[pos] = r, mean_int
+            coded.append((r.ravel(), scale_index(scale_int, bounds)))
 
     plan = []
     for values, index in coded:  # escapes in decode order
@@ -205,7 +246,7 @@ def encode_wavefront(
         for k, end, n in zip(used[::-1], ends[::-1], counts[::-1]):
             coder.encode_reverse(bins[end - n : end], tables.model(int(k)))
     words = coder.get_compressed().astype("<u4", copy=False)
-    return words.tobytes(), int(residual.numel()), grid.to_image(residual), grid.to_image(means)
+    return words.tobytes(), int(residual.size), grid.to_image(residual), grid.to_image(means)
 
 
 def decode_wavefront(
@@ -223,36 +264,24 @@ def decode_wavefront(
     """
     if len(data) % 4:
         raise FormatError("corrupt: entropy-coded stream is not a whole number of words")
-    grid = _Grid(hyper)
-    residual = torch.zeros((grid.h * grid.w, grid.m), dtype=torch.int64)
-    means = torch.zeros_like(residual)
-    indices = torch.zeros_like(residual)
+    grid = _Grid(hyper, context)
+    residual = np.zeros((grid.h * grid.w, grid.m), dtype=np.int64)
+    means = np.zeros_like(residual)
+    indices = np.zeros_like(residual)
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-    try:
-        coder = constriction.stream.stack.AnsCoder(words)
-        for pos, padded, taps in grid.steps:
-            mean_int, scale_int = context.step(grid.data, taps, grid.hyper[pos])
-            index = scale_index(scale_int, bounds)
-            order, used, counts = _by_table(index)
-            bins = np.concatenate(
-                [np.asarray(coder.decode(tables.model(int(k)), int(n)), dtype=np.int64)
-                 for k, n in zip(used, counts)]
-            )
-            sorted_index = index[order]
-            values = bins + tables.lo[sorted_index]
-            esc = np.flatnonzero(bins == tables.bins[sorted_index] - 1)
-            if esc.size:
-                values[esc] = escapes.read(esc.size)
-            flat = np.empty_like(values)
-            flat[order] = values
-            r = torch.from_numpy(flat).view(-1, grid.m)
-            grid.data.index_copy_(0, padded, _latent_rows(r, mean_int))
-            residual[pos], means[pos] = r, mean_int
-            indices[pos] = torch.from_numpy(index).view(-1, grid.m)
-        if not coder.is_empty():
-            raise FormatError("corrupt: the y stream holds more data than its symbols")
-    except FormatError:
-        raise
-    except Exception as exc:  # constriction raises on malformed word sequences
-        raise FormatError(f"corrupt: entropy-coded stream cannot be decoded ({exc})") from None
+    with threadpool_limits(limits=1, user_api="blas"):  # see SINGLE_THREAD_NOTE
+        try:
+            coder = constriction.stream.stack.AnsCoder(words)
+            for pos, padded, taps in grid.steps:
+                mean_int, scale_int = context.step(grid.data, taps, grid.hyper_acc[pos])
+                index = scale_index(scale_int, bounds)
+                r = _decode_step(coder, index, tables, escapes).reshape(-1, grid.m)
+                grid.data[padded] = _latent_rows(r, mean_int)
+                residual[pos], means[pos], indices[pos] = r, mean_int, index.reshape(-1, grid.m)
+            if not coder.is_empty():
+                raise FormatError("corrupt: the y stream holds more data than its symbols")
+        except FormatError:
+            raise
+        except Exception as exc:  # constriction raises on malformed word sequences
+            raise FormatError(f"corrupt: entropy-coded stream cannot be decoded ({exc})") from None
     return grid.to_image(residual), grid.to_image(means), grid.to_image(indices)

@@ -75,8 +75,8 @@ def _unpack(flat: dict[str, torch.Tensor], shapes: dict[str, list[int]]) -> dict
 
 
 def _compact_blob(tensors: dict[str, torch.Tensor]) -> bytes:
-    """fp16 tensors -> one deflated buffer: all high bytes, then all low bytes."""
-    flat = np.concatenate([t.numpy().reshape(-1) for t in tensors.values()]).astype(np.float16)
+    """fp16 tensors, in name order, -> one deflated buffer: all high bytes, then all low bytes."""
+    flat = np.concatenate([tensors[k].numpy().reshape(-1) for k in sorted(tensors)]).astype(np.float16)
     pairs = flat.view(np.uint8).reshape(-1, 2)
     return zlib.compress(pairs[:, 1].tobytes() + pairs[:, 0].tobytes(), 9)
 
@@ -88,7 +88,7 @@ def _from_compact_blob(blob: bytes, shapes: dict[str, list[int]]) -> dict[str, t
     pairs[:, 1], pairs[:, 0] = raw[:n], raw[n:]
     flat = pairs.reshape(-1).view(np.float16)
     out, pos = {}, 0
-    for name, shape in shapes.items():
+    for name, shape in sorted(shapes.items()):  # the index is stored with sorted keys
         count = int(np.prod(shape)) if shape else 1
         out[name] = torch.from_numpy(flat[pos : pos + count].astype(np.float32)).view(shape)
         pos += count

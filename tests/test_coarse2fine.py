@@ -1,0 +1,91 @@
+"""The coarse-to-fine hyperprior: two hyper layers in the flags, exactness, refusals."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import lccodec
+from lccodec import container
+from lccodec.coding import EscapeReader
+from lccodec.container import LAYER_Y, LAYER_Z, LAYER_Z2, STREAM_ESCAPE, STREAM_Y, STREAM_Z, Header, Stream
+from lccodec.errors import FormatError
+from lccodec.models.coarse2fine import STREAM_Z2
+
+from conftest import photo_like
+
+
+@pytest.fixture(scope="module")
+def c2f():
+    return lccodec.open_model("coarse2fine", "cpu")
+
+
+@pytest.fixture(scope="module")
+def encoded(c2f):
+    return c2f.encode(photo_like(70, 150, seed=5), 5.0)
+
+
+def _latents(codec, data: bytes, flags: int | None = None) -> dict:
+    header, streams = container.unpack(data)
+    by_kind = {s.kind: s for s in streams}
+    s = codec.model.stride
+    padded = (-(-header.height // s) * s, -(-header.width // s) * s)
+    esc = EscapeReader(by_kind[STREAM_ESCAPE].data)
+    return codec.model.decode_latents(by_kind, padded, esc, header.layer_flags if flags is None else flags)
+
+
+def _repack(data: bytes, drop: int | None = None, change=None) -> bytes:
+    header, streams = container.unpack(data)
+    return container.pack(header, [change(s) if change else s for s in streams if s.kind != drop])
+
+
+def test_round_trip(c2f, encoded):
+    assert np.array_equal(c2f.decode(encoded.data), encoded.reconstruction)
+    small = c2f.encode(photo_like(33, 20, seed=1), 1.5)
+    assert np.array_equal(c2f.decode(small.data), small.reconstruction)
+
+
+def test_flags_and_streams_show_two_hyper_layers(encoded):
+    header, streams = container.unpack(encoded.data)
+    assert header.layer_flags == LAYER_Z2 | LAYER_Z | LAYER_Y
+    info = container.describe(header, streams)
+    assert sorted(info["layers"]) == ["y", "z", "z2"]
+    assert {STREAM_Z2, STREAM_Z, STREAM_Y} <= {s["kind"] for s in info["streams"]}
+    # padded to 128: z2 holds N2 · 1 · 2 symbols for a 70 × 150 image
+    z2 = next(s for s in streams if s.kind == STREAM_Z2)
+    assert z2.symbols == 64 * 1 * 2
+
+
+def test_latents_identical_across_thread_counts(c2f, encoded):
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _latents(c2f, encoded.data)
+        torch.set_num_threads(2)
+        two = _latents(c2f, encoded.data)
+    finally:
+        torch.set_num_threads(before)
+    for key in one:
+        assert torch.equal(one[key], two[key]), key
+
+
+def test_refuses_other_flags(c2f, encoded):
+    for flags in (LAYER_Z | LAYER_Y, LAYER_Z2 | LAYER_Z | LAYER_Y | (1 << 7)):
+        with pytest.raises(FormatError, match="layer flags"):
+            _latents(c2f, encoded.data, flags)
+
+
+def test_missing_or_miscounted_streams_raise(c2f, encoded):
+    with pytest.raises(FormatError, match="missing"):
+        c2f.decode(_repack(encoded.data, drop=STREAM_Z2))
+    huge = _repack(encoded.data, change=lambda s: Stream(s.kind, s.data, 1 << 31) if s.kind == STREAM_Z else s)
+    with pytest.raises(FormatError, match="symbol count"):
+        c2f.decode(huge)
+    odd = _repack(encoded.data, change=lambda s: Stream(s.kind, s.data[:-2], s.symbols) if s.kind == STREAM_Y else s)
+    with pytest.raises(FormatError):
+        c2f.decode(odd)
+
+
+def test_deterministic(c2f):
+    img = photo_like(40, 60, seed=9)
+    assert c2f.encode(img, 6.0).data == c2f.encode(img, 6.0).data
