@@ -38,3 +38,16 @@ def kodak_dir() -> Path:
     if not KODAK.is_dir():
         pytest.skip("../shared/data/kodak is absent")
     return KODAK
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """Run `lic ARGV` in-process: (exit code, stdout, stderr)."""
+    from lccodec.cli import main
+
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_cli as _run
+
 import lccodec
 from lccodec import container
-from lccodec.cli import main
 from lccodec.errors import FormatError, LicError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,14 +124,6 @@ def test_non_bytes_input_is_refused():
 
 
 # --------------------------------------------------------------------------- the CLI path
-def _run(argv, capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_decode_of_mutated_files(seeds, tmp_path, capsys):

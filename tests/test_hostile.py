@@ -15,10 +15,9 @@ import pytest
 from PIL import Image
 
 import lccodec
-from lccodec.cli import main
 from lccodec.errors import ImageError
 
-from conftest import photo_like
+from conftest import photo_like, run_cli as _run
 
 
 def _chunk(tag: bytes, data: bytes) -> bytes:
@@ -43,14 +42,6 @@ def _round_trip(data_or_image, quality: float = 3.0) -> Image.Image:
     return lccodec.decode(lic, device="cpu")
 
 
-def _run(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _one_error_line(code: int, err: str, fragment: str) -> None:

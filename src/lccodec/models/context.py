@@ -27,10 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..coding import EscapeReader, EscapeWriter, decode_indexed, encode_indexed
+from ..coding import EscapeReader, EscapeWriter, encode_indexed
 from ..container import LAYER_Y, LAYER_Z, STREAM_Y, STREAM_Z, Stream
 from ..entropy_models import gaussian_likelihood
-from ..errors import FormatError
 from ..wavefront import ExactContext, causal_mask, decode_wavefront, encode_wavefront
 from .hyperprior import LAMBDAS, HyperpriorModel, _lower_bound, _ste_round
 
@@ -129,18 +128,7 @@ class ContextModel(HyperpriorModel):
 
         Returns z_hat, residual (int64), mean (float32) and index (int64, scale-table index).
         """
-        for kind in (STREAM_Z, STREAM_Y):
-            if kind not in streams:
-                raise FormatError("corrupt: a latent stream is missing")
-        h, w = padded_hw
-        N, M = self.config["N"], self.config["M"]
-        z_shape = (1, N, h // 64, w // 64)
-        y_shape = (1, M, h // 16, w // 16)
-        for kind, shape in ((STREAM_Z, z_shape), (STREAM_Y, y_shape)):
-            if streams[kind].symbols != int(np.prod(shape)):
-                raise FormatError("corrupt: symbol count does not match the image size")
-        z_values = decode_indexed(streams[STREAM_Z].data, self._z_index(z_shape), self.tables["z"], escapes)
-        z_hat = self._decoded_z(z_values, z_shape)
+        z_hat, y_shape = self._decode_z(streams, padded_hw, escapes)
         hyper = self.exact_h_s(z_hat)
         residual, mean_int, index = decode_wavefront(
             streams[STREAM_Y].data, hyper, self.exact_context, self.scale_bounds,

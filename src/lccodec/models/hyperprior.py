@@ -172,13 +172,10 @@ class HyperpriorModel(nn.Module):
         y_hat = y_hat * self.inv_gain(q)[:, :, None, None]
         return run_tiled(self.g_s, y_hat, 16, SYNTHESIS_TILE, SYNTHESIS_HALO).clamp_(0.0, 1.0)
 
-    def decode_latents(
+    def _decode_z(
         self, streams: dict[int, Stream], padded_hw: tuple[int, int], escapes: EscapeReader
-    ) -> dict[str, torch.Tensor]:
-        """Entropy-decode ẑ and the y residuals; everything here is exact integer work.
-
-        Returns z_hat, residual (int64), mean (float32) and index (int64, scale-table index).
-        """
+    ) -> tuple[torch.Tensor, tuple[int, ...]]:
+        """Check the z and y streams against the image size, then decode ẑ; returns (ẑ, y shape)."""
         for kind in (STREAM_Z, STREAM_Y):
             if kind not in streams:
                 raise FormatError("corrupt: a latent stream is missing")
@@ -190,7 +187,16 @@ class HyperpriorModel(nn.Module):
             if streams[kind].symbols != int(np.prod(shape)):
                 raise FormatError("corrupt: symbol count does not match the image size")
         z_values = decode_indexed(streams[STREAM_Z].data, self._z_index(z_shape), self.tables["z"], escapes)
-        z_hat = self._decoded_z(z_values, z_shape)
+        return self._decoded_z(z_values, z_shape), y_shape
+
+    def decode_latents(
+        self, streams: dict[int, Stream], padded_hw: tuple[int, int], escapes: EscapeReader
+    ) -> dict[str, torch.Tensor]:
+        """Entropy-decode ẑ and the y residuals; everything here is exact integer work.
+
+        Returns z_hat, residual (int64), mean (float32) and index (int64, scale-table index).
+        """
+        z_hat, y_shape = self._decode_z(streams, padded_hw, escapes)
         mean, index = self._entropy_params(z_hat)
         r = decode_indexed(streams[STREAM_Y].data, index, self.tables["y"], escapes)
         return {
