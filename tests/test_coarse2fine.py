@@ -8,7 +8,7 @@ import torch
 import lccodec
 from lccodec import container
 from lccodec.coding import EscapeReader
-from lccodec.container import LAYER_Y, LAYER_Z, LAYER_Z2, STREAM_ESCAPE, STREAM_Y, STREAM_Z, Header, Stream
+from lccodec.container import LAYER_Y, LAYER_Z, LAYER_Z2, STREAM_ESCAPE, STREAM_Y, STREAM_Z, Stream
 from lccodec.errors import FormatError
 from lccodec.models.coarse2fine import STREAM_Z2
 

@@ -243,7 +243,9 @@ class Codec:
         padded = (-(-header.height // s) * s, -(-header.width // s) * s)
         escapes = EscapeReader(by_kind[STREAM_ESCAPE].data if STREAM_ESCAPE in by_kind else b"")
         with self._lock, torch.inference_mode():
-            x_hat = self.model.decompress(by_kind, padded, quality, escapes, self.device)
+            x_hat = self.model.decompress(
+                by_kind, padded, quality, escapes, self.device, layer_flags=header.layer_flags
+            )
         if STREAM_ESCAPE in by_kind and escapes.count != by_kind[STREAM_ESCAPE].symbols:
             raise FormatError("corrupt: escape count does not match")
         channels = 1 if header.mode in ("L", "LA") else 3

@@ -34,7 +34,11 @@ STREAM_Z = 1
 STREAM_Y = 2
 STREAM_ESCAPE = 3
 STREAM_ALPHA = 4
-STREAM_NAMES = {STREAM_Z: "z", STREAM_Y: "y", STREAM_ESCAPE: "escape", STREAM_ALPHA: "alpha"}
+STREAM_Y3 = 5  # hierarchical model: the middle latent layer
+STREAM_Y2 = 6  # hierarchical model: the shallow (detail) latent layer
+STREAM_Z2 = 7  # coarse2fine model: the second hyper layer
+STREAM_NAMES = {STREAM_Z: "z", STREAM_Y: "y", STREAM_ESCAPE: "escape", STREAM_ALPHA: "alpha",
+                STREAM_Y3: "y3", STREAM_Y2: "y2", STREAM_Z2: "z2"}
 
 _FIXED = struct.Struct("<4sBBHIHIIBBHH")  # offsets 0..27, up to and including the params length
 _ENTRY = struct.Struct("<BII")  # stream table entry: kind, byte length, symbol count

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..coding import EscapeReader, EscapeWriter, decode_indexed, encode_indexed
-from ..container import LAYER_Y, LAYER_Z, LAYER_Z2, STREAM_Y, STREAM_Z, Stream
+from ..container import LAYER_Y, LAYER_Z, LAYER_Z2, STREAM_Y, STREAM_Z, STREAM_Z2, Stream
 from ..entropy_models import gaussian_likelihood
 from ..errors import FormatError
 from ..exact import ACT_BITS, ExactNet
@@ -29,7 +29,6 @@ from ..tiling import run_tiled
 from .hierarchical import ONE, ExactFixedNet, check_symbols, gaussian_params, light_h_s
 from .hyperprior import LAMBDAS, SYNTHESIS_HALO, SYNTHESIS_TILE, HyperpriorModel, _lower_bound, _ste_round
 
-STREAM_Z2 = 7
 STREAM_NAMES = {STREAM_Z2: "z2"}  # to be merged into container.STREAM_NAMES
 FLAGS = LAYER_Z2 | LAYER_Z | LAYER_Y
 

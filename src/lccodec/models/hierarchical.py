@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..coding import EscapeReader, EscapeWriter, decode_indexed, encode_indexed
-from ..container import LAYER_Y2, LAYER_Y3, LAYER_Y4, LAYER_Z, STREAM_Y, STREAM_Z, Stream
+from ..container import LAYER_Y2, LAYER_Y3, LAYER_Y4, LAYER_Z, STREAM_Y, STREAM_Y2, STREAM_Y3, STREAM_Z, Stream
 from ..entropy_models import gaussian_likelihood
 from ..errors import FormatError
 from ..exact import ACT_BITS, ExactNet, _ExactLayer
@@ -42,9 +42,6 @@ from .hyperprior import (
 )
 
 STREAM_Y4 = STREAM_Y  # the deepest latent uses the ordinary "y" stream kind
-STREAM_Y3 = 5
-STREAM_Y2 = 6
-STREAM_NAMES = {STREAM_Y3: "y3", STREAM_Y2: "y2"}  # to be merged into container.STREAM_NAMES
 Y3_FROM = 4.0  # y3 is sent from this quality on (≈0.5 bpp)
 Y2_FROM = 6.0  # y2 from this one (≈1 bpp)
 C3, C2 = 16, 4  # channels of y3 and y2

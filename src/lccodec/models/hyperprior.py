@@ -214,7 +214,10 @@ class HyperpriorModel(nn.Module):
         quality: float,
         escapes: EscapeReader,
         device: torch.device,
+        layer_flags: int = LAYER_Z | LAYER_Y,
     ) -> torch.Tensor:
         """Rebuild the padded image (1, 3, H, W) in [0, 1] from the streams."""
+        if layer_flags != LAYER_Z | LAYER_Y:
+            raise FormatError(f"corrupt: {self.name} files carry layers z and y (flags {layer_flags:#x})")
         latents = self.decode_latents(streams, padded_hw, escapes)
         return self._synthesize(latents["residual"], latents["mean"], quality, device)
