@@ -51,3 +51,20 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
         code = exc.code if isinstance(exc.code, int) else 1
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def latents_at_1_and_2_threads(decode_latents) -> tuple[dict, dict]:
+    """Call `decode_latents()` with torch on 1 thread, then on 2; the thread count is restored."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = decode_latents()
+        torch.set_num_threads(2)
+        two = decode_latents()
+    finally:
+        torch.set_num_threads(before)
+    for key in one:
+        assert torch.equal(one[key], two[key]), key
+    return one, two

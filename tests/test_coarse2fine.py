@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import lccodec
 from lccodec import container
@@ -12,7 +11,7 @@ from lccodec.container import LAYER_Y, LAYER_Z, LAYER_Z2, STREAM_ESCAPE, STREAM_
 from lccodec.errors import FormatError
 from lccodec.models.coarse2fine import STREAM_Z2
 
-from conftest import photo_like
+from conftest import photo_like, latents_at_1_and_2_threads
 
 
 @pytest.fixture(scope="module")
@@ -57,16 +56,7 @@ def test_flags_and_streams_show_two_hyper_layers(encoded):
 
 
 def test_latents_identical_across_thread_counts(c2f, encoded):
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = _latents(c2f, encoded.data)
-        torch.set_num_threads(2)
-        two = _latents(c2f, encoded.data)
-    finally:
-        torch.set_num_threads(before)
-    for key in one:
-        assert torch.equal(one[key], two[key]), key
+    one, two = latents_at_1_and_2_threads(lambda: _latents(c2f, encoded.data))
 
 
 def test_refuses_other_flags(c2f, encoded):

@@ -15,7 +15,7 @@ from lccodec.models.context import ContextModel, MaskedConv2d
 from lccodec.wavefront import TAPS, causal_mask, wavefront_steps
 from lccodec.weights_io import save_weights
 
-from conftest import photo_like
+from conftest import photo_like, latents_at_1_and_2_threads
 
 SMALL = {"N": 32, "M": 48}
 
@@ -107,16 +107,7 @@ def test_round_trip_equals_encoder_reconstruction(codec, encoded):
 
 
 def test_latents_identical_across_threads_and_layouts(codec, encoded):
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = _latents(codec, encoded.data)
-        torch.set_num_threads(2)
-        two = _latents(codec, encoded.data)
-    finally:
-        torch.set_num_threads(before)
-    for key in one:
-        assert torch.equal(one[key], two[key]), key
+    one, two = latents_at_1_and_2_threads(lambda: _latents(codec, encoded.data))
     y_int = (one["residual"] << 8) + (one["mean"] * 256).to(torch.int64)
     hyper = codec.model.exact_h_s(one["z_hat"].to(memory_format=torch.channels_last))
     cl = codec.model.exact_context.full(

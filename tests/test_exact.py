@@ -12,7 +12,7 @@ from lccodec import container
 from lccodec.coding import EscapeReader
 from lccodec.exact import ACT_BITS, ExactNet
 
-from conftest import photo_like
+from conftest import photo_like, latents_at_1_and_2_threads
 
 
 def _latents(codec, data: bytes) -> dict[str, torch.Tensor]:
@@ -35,15 +35,7 @@ def _assert_same(a: dict, b: dict) -> None:
 
 
 def test_latents_identical_across_thread_counts(codec, encoded):
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = _latents(codec, encoded.data)
-        torch.set_num_threads(2)
-        two = _latents(codec, encoded.data)
-    finally:
-        torch.set_num_threads(before)
-    _assert_same(one, two)
+    one, two = latents_at_1_and_2_threads(lambda: _latents(codec, encoded.data))
 
 
 def test_exact_net_independent_of_memory_layout_and_backend(codec):

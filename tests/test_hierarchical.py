@@ -13,7 +13,7 @@ from lccodec.errors import FormatError
 from lccodec.imageio import load_image
 from lccodec.models.hierarchical import STREAM_Y2, STREAM_Y3, layers_for_quality
 
-from conftest import photo_like
+from conftest import photo_like, latents_at_1_and_2_threads
 
 BASE = LAYER_Z | LAYER_Y4
 SUBSETS = [BASE, BASE | LAYER_Y3, BASE | LAYER_Y2, BASE | LAYER_Y3 | LAYER_Y2]
@@ -94,16 +94,7 @@ def test_more_layers_cost_more_bits(hc, image):
 
 def test_latents_identical_across_thread_counts(hc, image):
     data, _ = _encode(hc, image, 7.0, SUBSETS[-1])
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = _latents(hc, data)
-        torch.set_num_threads(2)
-        two = _latents(hc, data)
-    finally:
-        torch.set_num_threads(before)
-    for key in one:
-        assert torch.equal(one[key], two[key]), key
+    one, two = latents_at_1_and_2_threads(lambda: _latents(hc, data))
 
 
 def test_refuses_bad_flags_and_streams(hc, image):

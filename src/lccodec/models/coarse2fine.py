@@ -29,7 +29,6 @@ from ..tiling import run_tiled
 from .hierarchical import ONE, ExactFixedNet, check_symbols, gaussian_params, light_h_s
 from .hyperprior import LAMBDAS, SYNTHESIS_HALO, SYNTHESIS_TILE, HyperpriorModel, _lower_bound, _ste_round
 
-STREAM_NAMES = {STREAM_Z2: "z2"}  # to be merged into container.STREAM_NAMES
 FLAGS = LAYER_Z2 | LAYER_Z | LAYER_Y
 
 
