@@ -66,13 +66,11 @@ def _try(fn, *args) -> float | None:
 
 
 def bd_comparisons(run_curves: Sequence[Curve], anchors: Sequence[Curve] = ()) -> list[BDResult]:
-    """Each run curve as test against every other run curve and every anchor curve."""
+    """Each run curve as test against every later run curve (each pair once) and every anchor."""
     out = []
-    for test in run_curves:
+    for i, test in enumerate(run_curves):
         t_db = [ms_ssim_db(v) for v in test.ms_ssim]
-        for ref in [*run_curves, *anchors]:
-            if ref is test:
-                continue
+        for ref in [*run_curves[i + 1:], *anchors]:
             r_db = [ms_ssim_db(v) for v in ref.ms_ssim]
             ms = (_try(bd_rate, ref.bpp, r_db, test.bpp, t_db)
                   if len(r_db) == len(ref.bpp) and len(t_db) == len(test.bpp) else None)
