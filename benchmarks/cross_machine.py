@@ -35,9 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT / "src"))
 
-from lccodec import container  # noqa: E402
 from lccodec.codec import Codec  # noqa: E402
-from lccodec.coding import EscapeReader  # noqa: E402
 from lccodec.imageio import RasterImage, from_planes, load_image  # noqa: E402
 from lccodec.errors import ModelError  # noqa: E402
 from lccodec.models import MODELS, model_by_name, weights_path  # noqa: E402
@@ -101,13 +99,9 @@ def installed_models() -> list[str]:
 
 def decoded_latents(codec: Codec, data: bytes) -> dict[str, torch.Tensor]:
     """What the decoder's exact integer path recovers from the bytes."""
-    header, streams = container.unpack(data)
-    by_kind = {s.kind: s for s in streams}
-    s = codec.model.stride
-    padded = (-(-header.height // s) * s, -(-header.width // s) * s)
-    escapes = EscapeReader(by_kind[container.STREAM_ESCAPE].data if container.STREAM_ESCAPE in by_kind else b"")
+    inputs = codec.latent_inputs(data)
     with torch.inference_mode():
-        return codec.model.decode_latents(by_kind, padded, escapes)
+        return codec.model.decode_latents(inputs.streams, inputs.padded_hw, inputs.escapes)
 
 
 def encoder_latents(codec: Codec, image: RasterImage, quality: float) -> dict[str, torch.Tensor] | None:

@@ -6,8 +6,7 @@ import pytest
 
 import lccodec
 from lccodec import container
-from lccodec.coding import EscapeReader
-from lccodec.container import LAYER_Y, LAYER_Z, LAYER_Z2, STREAM_ESCAPE, STREAM_Y, STREAM_Z, Stream
+from lccodec.container import LAYER_Y, LAYER_Z, LAYER_Z2, STREAM_Y, STREAM_Z, Stream
 from lccodec.errors import FormatError
 from lccodec.models.coarse2fine import STREAM_Z2
 
@@ -25,12 +24,9 @@ def encoded(c2f):
 
 
 def _latents(codec, data: bytes, flags: int | None = None) -> dict:
-    header, streams = container.unpack(data)
-    by_kind = {s.kind: s for s in streams}
-    s = codec.model.stride
-    padded = (-(-header.height // s) * s, -(-header.width // s) * s)
-    esc = EscapeReader(by_kind[STREAM_ESCAPE].data)
-    return codec.model.decode_latents(by_kind, padded, esc, header.layer_flags if flags is None else flags)
+    inputs = codec.latent_inputs(data)
+    flags = inputs.header.layer_flags if flags is None else flags
+    return codec.model.decode_latents(inputs.streams, inputs.padded_hw, inputs.escapes, flags)
 
 
 def _repack(data: bytes, drop: int | None = None, change=None) -> bytes:

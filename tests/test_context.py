@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lccodec import container
-from lccodec.codec import Codec
+from lccodec.codec import Codec, latent_inputs
 from lccodec.coding import EscapeReader
 from lccodec.container import STREAM_ESCAPE, STREAM_Y, Stream
 from lccodec.errors import FormatError
@@ -43,9 +43,8 @@ def encoded(codec):
 
 
 def _streams(data: bytes) -> tuple[dict[int, Stream], tuple[int, int]]:
-    header, streams = container.unpack(data)
-    padded = (-(-header.height // 64) * 64, -(-header.width // 64) * 64)
-    return {s.kind: s for s in streams}, padded
+    inputs = latent_inputs(*container.unpack(data), 64)
+    return inputs.streams, inputs.padded_hw
 
 
 def _latents(codec, data: bytes) -> dict[str, torch.Tensor]:

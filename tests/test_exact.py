@@ -8,20 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from lccodec import container
-from lccodec.coding import EscapeReader
 from lccodec.exact import ACT_BITS, ExactNet
 
 from conftest import photo_like, latents_at_1_and_2_threads
 
 
 def _latents(codec, data: bytes) -> dict[str, torch.Tensor]:
-    header, streams = container.unpack(data)
-    by_kind = {s.kind: s for s in streams}
-    s = codec.model.stride
-    padded = (-(-header.height // s) * s, -(-header.width // s) * s)
-    esc = EscapeReader(by_kind[container.STREAM_ESCAPE].data)
-    return codec.model.decode_latents(by_kind, padded, esc)
+    inputs = codec.latent_inputs(data)
+    return codec.model.decode_latents(inputs.streams, inputs.padded_hw, inputs.escapes)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import torch
 
 import lccodec
 from lccodec import container
-from lccodec.coding import EscapeReader, EscapeWriter
+from lccodec.coding import EscapeWriter
 from lccodec.container import LAYER_Y2, LAYER_Y3, LAYER_Y4, LAYER_Z, STREAM_ESCAPE, Header, Stream
 from lccodec.errors import FormatError
 from lccodec.imageio import load_image
@@ -43,12 +43,9 @@ def _encode(codec, image, quality: float, flags: int) -> tuple[bytes, np.ndarray
 
 
 def _latents(codec, data: bytes, flags: int | None = None) -> dict:
-    header, streams = container.unpack(data)
-    by_kind = {s.kind: s for s in streams}
-    s = codec.model.stride
-    padded = (-(-header.height // s) * s, -(-header.width // s) * s)
-    esc = EscapeReader(by_kind[STREAM_ESCAPE].data)
-    return codec.model.decode_latents(by_kind, padded, esc, header.layer_flags if flags is None else flags)
+    inputs = codec.latent_inputs(data)
+    flags = inputs.header.layer_flags if flags is None else flags
+    return codec.model.decode_latents(inputs.streams, inputs.padded_hw, inputs.escapes, flags)
 
 
 def _repack(data: bytes, flags: int | None = None, drop: int | None = None, change=None) -> bytes:

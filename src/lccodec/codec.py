@@ -79,6 +79,24 @@ def _alpha_from_png(data: bytes, width: int, height: int) -> np.ndarray:
         raise FormatError("corrupt: alpha plane cannot be decoded") from None
 
 
+@dataclass
+class LatentInputs:
+    """What a model's latent decoder needs from a parsed .lic file."""
+
+    header: Header
+    streams: dict[int, Stream]  # by kind
+    padded_hw: tuple[int, int]  # the image size padded to the model's stride
+    escapes: EscapeReader
+
+
+def latent_inputs(header: Header, streams: list[Stream], stride: int) -> LatentInputs:
+    """Streams by kind, the padded size and a reader over the escape stream."""
+    by_kind = {s.kind: s for s in streams}
+    padded = (-(-header.height // stride) * stride, -(-header.width // stride) * stride)
+    escape = by_kind.get(STREAM_ESCAPE)
+    return LatentInputs(header, by_kind, padded, EscapeReader(escape.data if escape else b""))
+
+
 class Codec:
     """One model with its weights on one device."""
 
@@ -226,6 +244,10 @@ class Codec:
         header, streams = container.unpack(data)
         return self.decode_parsed(header, streams)
 
+    def latent_inputs(self, data: bytes) -> LatentInputs:
+        """Parse .lic bytes into what `self.model.decode_latents` takes (for checks and tests)."""
+        return latent_inputs(*container.unpack(data), self.model.stride)
+
     def decode_parsed(self, header: Header, streams: list[Stream]) -> np.ndarray:
         if header.model_id != self.spec.model_id:
             raise FormatError(f"file was made by model id {header.model_id}, not {self.spec.name}")
@@ -238,13 +260,11 @@ class Codec:
         quality = header.quality_q8 / 256
         if not lo <= quality <= hi:
             raise FormatError(f"corrupt: quality {quality:g} is outside {lo:g}..{hi:g}")
-        by_kind = {s.kind: s for s in streams}
-        s = self.model.stride
-        padded = (-(-header.height // s) * s, -(-header.width // s) * s)
-        escapes = EscapeReader(by_kind[STREAM_ESCAPE].data if STREAM_ESCAPE in by_kind else b"")
+        inputs = latent_inputs(header, streams, self.model.stride)
+        by_kind, escapes = inputs.streams, inputs.escapes
         with self._lock, torch.inference_mode():
             x_hat = self.model.decompress(
-                by_kind, padded, quality, escapes, self.device, layer_flags=header.layer_flags
+                by_kind, inputs.padded_hw, quality, escapes, self.device, layer_flags=header.layer_flags
             )
         if STREAM_ESCAPE in by_kind and escapes.count != by_kind[STREAM_ESCAPE].symbols:
             raise FormatError("corrupt: escape count does not match")
@@ -284,4 +304,4 @@ def decode_bytes(
     return header, open_model(spec.name, device).decode_parsed(header, streams)
 
 
-__all__ = ["Codec", "Encoded", "LicError", "decode_bytes", "open_model", "psnr", "resolve_device"]
+__all__ = ["Codec", "Encoded", "LatentInputs", "LicError", "decode_bytes", "latent_inputs", "open_model", "psnr", "resolve_device"]
