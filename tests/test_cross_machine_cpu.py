@@ -6,30 +6,20 @@ The GPU run is `python benchmarks/cross_machine.py --encode-device cuda --decode
 """
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lccodec.imageio import from_planes
 
-from conftest import photo_like
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import photo_like, load_benchmark
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("cross_machine", ROOT / "benchmarks" / "cross_machine.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("cross_machine", module)
-    spec.loader.exec_module(module)
-    return module
 
 
-cm = _load()
+
+cm = load_benchmark("cross_machine")
 
 
 @pytest.fixture(scope="module")

@@ -7,36 +7,27 @@ and valid files relabelled as another model, weights, mode or quality.
 """
 from __future__ import annotations
 
-import importlib.util
 import random
 import resource
 import struct
 import sys
 import time
 import tracemalloc
-from pathlib import Path
 
 import pytest
 
-from conftest import run_cli as _run
+from conftest import run_cli as _run, load_benchmark
 
 import lccodec
 from lccodec import container
 from lccodec.errors import FormatError, LicError
 
-ROOT = Path(__file__).resolve().parents[1]
 MIN_CASES = 2000
 
 
-def _load_fuzz_module():
-    spec = importlib.util.spec_from_file_location("fuzz_deep", ROOT / "benchmarks" / "fuzz_deep.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("fuzz_deep", module)
-    spec.loader.exec_module(module)
-    return module
 
 
-fd = _load_fuzz_module()
+fd = load_benchmark("fuzz_deep")
 TOTALS: dict[str, int] = {}
 
 
