@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import container
+from .bench.metrics import psnr
 from .coding import EscapeReader, EscapeWriter
 from .container import STREAM_ALPHA, STREAM_ESCAPE, Header, Stream
 from .errors import FormatError, LicError, ModelError
@@ -53,12 +54,6 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device not in ("cpu", "cuda"):
         raise ModelError(f"unknown device '{device}' (use auto, cpu or cuda)")
     return torch.device(device)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB between two uint8 arrays of equal shape."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
 def _alpha_to_png(alpha: np.ndarray) -> bytes:
