@@ -16,6 +16,12 @@
 #   MODEL=hyperprior  CONFIG="N=128 M=192"  BATCH=16  CROP=256  LR=6e-4  SEED=0
 #   PLAN_MINUTES=17   training time of the whole plan (device minutes, all chunks together)
 #   CHUNK_MINUTES=8.5 training time of one chunk (the command adds ~0.5 min: imports, data, save)
+#   DATA_MB=          prepare: copy at most this many MB of training images (larger models need
+#                     room for their checkpoint: the reference model's is ~18 MiB, use DATA_MB=40)
+#   INIT=             prepare: also copy this weights file to $LOCAL/init.safetensors; the first
+#                     chunk warm-starts from it (e.g. INIT=weights/hyperprior.safetensors), and
+#                     collect deletes it once a checkpoint exists
+#   FREEZE=           parameter-name prefixes left untrained, e.g. FREEZE=g_a,g_s
 # On the device they are passed in the command, e.g.
 #   run(command="PLAN_MINUTES=17 bash benchmarks/train_device.sh chunk", carry=["data_local"])
 set -euo pipefail
@@ -56,7 +62,19 @@ prepare)
     [ -d "$DATA_SRC" ] || { echo "no training data at $DATA_SRC" >&2; exit 1; }
     git check-ignore -q "$LOCAL/" || { echo "$LOCAL/ must be git-ignored" >&2; exit 1; }
     mkdir -p "$LOCAL/train" "$ASIDE"
-    cp -u "$DATA_SRC"/* "$LOCAL/train/"
+    if [ -n "${DATA_MB:-}" ]; then  # the first files (sorted by name) up to DATA_MB
+        budget=$(( DATA_MB * 1000000 ))
+        for f in "$DATA_SRC"/*; do
+            size=$(stat -c %s "$f")
+            [ "$size" -gt "$budget" ] && break
+            budget=$(( budget - size ))
+            cp -u "$f" "$LOCAL/train/"
+        done
+        echo "copied $(ls "$LOCAL/train" | wc -l) images"
+    else
+        cp -u "$DATA_SRC"/* "$LOCAL/train/"
+    fi
+    [ -n "${INIT:-}" ] && cp "$INIT" "$LOCAL/init.safetensors"
     for f in weights/*.safetensors; do [ -e "$f" ] && mv "$f" "$ASIDE/"; done
     check_size
     [ -f "$LOCAL/ckpt/checkpoint.json" ] && echo "next chunk resumes $LOCAL/ckpt" || echo "next chunk starts a fresh run"
@@ -76,7 +94,12 @@ chunk)  # runs on the device machine
     fi
     export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
     resume=()
-    [ -f "$LOCAL/ckpt/checkpoint.json" ] && resume=(--resume "$LOCAL/ckpt")
+    if [ -f "$LOCAL/ckpt/checkpoint.json" ]; then
+        resume=(--resume "$LOCAL/ckpt")
+    elif [ -f "$LOCAL/init.safetensors" ]; then
+        resume=(--init "$LOCAL/init.safetensors")
+    fi
+    [ -n "${FREEZE:-}" ] && resume+=(--freeze "$FREEZE")
     config=()
     for kv in $CONFIG; do config+=(--config "$kv"); done
     mkdir -p "$OUT/ckpt"
@@ -98,7 +121,7 @@ collect)  # $2: the files_at folder of the last run
     rm -rf "$LOCAL/ckpt.old"
     [ -d "$LOCAL/ckpt" ] && mv "$LOCAL/ckpt" "$LOCAL/ckpt.old"
     mv "$LOCAL/ckpt.new" "$LOCAL/ckpt"
-    rm -rf "$LOCAL/ckpt.old"
+    rm -rf "$LOCAL/ckpt.old" "$LOCAL/init.safetensors"
     [ -f "$src/train.log" ] && cat "$src/train.log" >> runs/device-train.log
     python3 - "$LOCAL/ckpt/checkpoint.json" <<'EOF'
 import json, sys
@@ -116,7 +139,7 @@ finish)  # put the weights back, then export the trained model over the old weig
     ls -l "weights/$MODEL.safetensors"
     ;;
 *)
-    sed -n '2,22p' "$0"
+    sed -n '2,28p' "$0"
     exit 2
     ;;
 esac

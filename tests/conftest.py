@@ -40,6 +40,23 @@ def kodak_dir() -> Path:
     return KODAK
 
 
+def small_codec(tmp_path_factory, model):
+    """Yield a real Codec (CPU) over `model`'s weights saved in a weights dir of its own."""
+    import pytest
+    from lccodec.codec import Codec
+    from lccodec.models import model_by_name
+    from lccodec.weights_io import save_weights
+
+    folder = tmp_path_factory.mktemp("weights")
+    save_weights(folder / f"{model.name}.safetensors", model, model.build_tables(), {"note": "test"})
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LIC_WEIGHTS_DIR", str(folder))
+    try:
+        yield Codec(model_by_name(model.name), "cpu")
+    finally:
+        mp.undo()
+
+
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
     """Run `lic ARGV` in-process: (exit code, stdout, stderr)."""
     from lccodec.cli import main

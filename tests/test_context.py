@@ -6,16 +6,14 @@ import pytest
 import torch
 
 from lccodec import container
-from lccodec.codec import Codec, latent_inputs
+from lccodec.codec import latent_inputs
 from lccodec.coding import EscapeReader
 from lccodec.container import STREAM_ESCAPE, STREAM_Y, Stream
 from lccodec.errors import FormatError
-from lccodec.models import model_by_name
 from lccodec.models.context import ContextModel, MaskedConv2d
 from lccodec.wavefront import TAPS, causal_mask, wavefront_steps
-from lccodec.weights_io import save_weights
 
-from conftest import photo_like, latents_at_1_and_2_threads
+from conftest import small_codec, photo_like, latents_at_1_and_2_threads
 
 SMALL = {"N": 32, "M": 48}
 
@@ -27,14 +25,7 @@ def codec(tmp_path_factory):
     model = ContextModel(**SMALL).eval()
     with torch.no_grad():  # make the context matter: larger random context weights
         model.context_prediction.weight.mul_(4.0)
-    folder = tmp_path_factory.mktemp("weights")
-    save_weights(folder / "context.safetensors", model, model.build_tables(), {"note": "test"})
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LIC_WEIGHTS_DIR", str(folder))
-    try:
-        yield Codec(model_by_name("context"), "cpu")
-    finally:
-        mp.undo()
+    yield from small_codec(tmp_path_factory, model)
 
 
 @pytest.fixture(scope="module")

@@ -156,6 +156,7 @@ class Codec:
             height=image.height,
             mode=image.mode,
             layer_flags=flags,
+            params=self.model.header_params(),
         )
         data = container.pack(header, streams)
         bpp = len(data) * 8.0 / (image.width * image.height)
@@ -259,7 +260,8 @@ class Codec:
         by_kind, escapes = inputs.streams, inputs.escapes
         with self._lock, torch.inference_mode():
             x_hat = self.model.decompress(
-                by_kind, inputs.padded_hw, quality, escapes, self.device, layer_flags=header.layer_flags
+                by_kind, inputs.padded_hw, quality, escapes, self.device,
+                layer_flags=header.layer_flags, params=header.params,
             )
         if STREAM_ESCAPE in by_kind and escapes.count != by_kind[STREAM_ESCAPE].symbols:
             raise FormatError("corrupt: escape count does not match")

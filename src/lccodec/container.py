@@ -176,6 +176,18 @@ def unpack(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Header
     return header, streams
 
 
+#: Header params of the models that have them, by model id: (struct format, field names).
+MODEL_PARAMS = {3: ("<HH", ("search_window_rows", "search_window_cols"))}
+
+
+def _named_params(h: Header) -> dict:
+    """The model params as named fields (65535 = unbounded), where the layout is known and fits."""
+    fmt, names = MODEL_PARAMS.get(h.model_id, ("", ()))
+    if not names or len(h.params) != struct.calcsize(fmt):
+        return {}
+    return dict(zip(names, struct.unpack(fmt, h.params)))
+
+
 def describe(header: Header, streams: Sequence[Stream]) -> dict:
     """Every field as a JSON-serialisable dict, for `lic info`."""
     h = header
@@ -194,6 +206,7 @@ def describe(header: Header, streams: Sequence[Stream]) -> dict:
         "layer_flags": h.layer_flags,
         "layers": [LAYER_NAMES.get(1 << b, f"bit{b}") for b in range(16) if h.layer_flags >> b & 1],
         "params": h.params.hex(),
+        **_named_params(h),
         "streams": [{"kind": s.kind, "name": STREAM_NAMES.get(s.kind, f"kind{s.kind}"),
                      "bytes": len(s.data), "symbols": s.symbols} for s in streams],
         "total_bytes": total,

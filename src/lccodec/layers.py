@@ -39,12 +39,15 @@ class GDN(nn.Module):
         gamma.diagonal().fill_(_inv_softplus(0.1))
         self.gamma_raw = nn.Parameter(gamma)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def norm(self, x: torch.Tensor) -> torch.Tensor:
+        """beta_i + sum_j gamma_ij x_j^2 (clamped away from 0)."""
         beta = F.softplus(self.beta_raw) + 1e-6
         gamma = F.softplus(self.gamma_raw)
         c = gamma.shape[0]
-        norm = F.conv2d(x * x, gamma.view(c, c, 1, 1).to(x.dtype), beta.to(x.dtype))
-        norm = norm.clamp_min(1e-10)
+        return F.conv2d(x * x, gamma.view(c, c, 1, 1).to(x.dtype), beta.to(x.dtype)).clamp_min(1e-10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        norm = self.norm(x)
         return x * torch.sqrt(norm) if self.inverse else x * torch.rsqrt(norm)
 
 
@@ -80,3 +83,50 @@ class QualityGain(nn.Module):
         t = (pos - lo.float()).unsqueeze(-1)
         log_g = self.log_gain.float()
         return torch.exp(log_g[lo] * (1.0 - t) + log_g[lo + 1] * t)
+
+
+class GSDN(GDN):
+    """Generalized subtractive and divisive normalization (Qian et al. 2021).
+
+    Analysis: ``w_i = (u_i − (ν_i + Σ_j τ_ij u_j)) / sqrt(β_i + Σ_j γ_ij u_j²)``; the inverse
+    (IGSDN, synthesis): ``û_i = ŵ_i · sqrt(β̂_i + Σ_j γ̂_ij ŵ_j²) + (ν̂_i + Σ_j τ̂_ij ŵ_j)``.
+    ν and τ start at zero, so a fresh GSDN equals GDN and can take a GDN's trained β, γ.
+    """
+
+    def __init__(self, channels: int, inverse: bool = False) -> None:
+        super().__init__(channels, inverse)
+        self.nu = nn.Parameter(torch.zeros(channels))
+        self.tau = nn.Parameter(torch.zeros(channels, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.tau.shape[0]
+        shift = F.conv2d(x, self.tau.view(c, c, 1, 1).to(x.dtype), self.nu.to(x.dtype))
+        norm = self.norm(x)
+        if self.inverse:
+            return x * torch.sqrt(norm) + shift
+        return (x - shift) * torch.rsqrt(norm)
+
+
+class TapConv(nn.Module):
+    """A k×k convolution whose kernel is non-zero only at `taps`, (d_row, d_col) offsets from
+    the centre; only those taps are stored (a masked convolution without the zeros)."""
+
+    def __init__(self, cin: int, cout: int, taps: tuple[tuple[int, int], ...], kernel: int = 5) -> None:
+        super().__init__()
+        self.taps, self.kernel = tuple(taps), kernel
+        bound = 1.0 / math.sqrt(cin * len(self.taps))
+        self.weight = nn.Parameter(torch.empty(cout, cin, len(self.taps)).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(cout).uniform_(-bound, bound))
+
+    def full_weight(self) -> torch.Tensor:
+        """The (cout, cin, k, k) kernel, zero outside the taps."""
+        cout, cin, _ = self.weight.shape
+        half = self.kernel // 2
+        flat = torch.tensor([(half + dr) * self.kernel + half + dc for dr, dc in self.taps],
+                            device=self.weight.device)
+        full = self.weight.new_zeros(cout, cin, self.kernel * self.kernel)
+        full = full.index_copy(2, flat, self.weight)
+        return full.view(cout, cin, self.kernel, self.kernel)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.full_weight().to(x.dtype), self.bias.to(x.dtype), padding=self.kernel // 2)

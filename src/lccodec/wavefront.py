@@ -11,8 +11,11 @@ the decoded latents enter as integers with ACT_BITS fractional bits (ŷ'·256 = 
 weights are 15-bit integers, products are summed in float64 on integer values (every partial
 sum < 2^53, so any summation order gives the same exact integer) and rescaled by rounding shifts
 in int64. The encoder (:func:`encode_wavefront`) and the decoder (:func:`decode_wavefront`) run
-the same step function, so μ and the scale index agree bit for bit across machines; a one-shot
-evaluation over a finished grid (:meth:`ExactContext.full`) gives the same integers again.
+the same step function — a *predictor* with ``start(grid, hyper)`` returning a stepper with
+``predict(pos, padded, taps) -> (mean_int, scale_int)`` and ``commit(pos, padded, rows)`` (called
+once the step's latents are in the grid; the reference model keeps its search state there) —
+so μ and the scale index agree bit for bit across machines; a one-shot evaluation over a
+finished grid (:meth:`ExactContext.full`) gives the same integers again.
 
 Symbol order of the stream: step t = 0, 1, …; within a step the symbols are the (position,
 channel) pairs, positions by ascending row, grouped by table as in :mod:`lccodec.coding.indexed`
@@ -71,6 +74,60 @@ def _rescale(acc: np.ndarray, bias: np.ndarray, shift: int, relu: bool) -> np.nd
     return np.clip(x, 0 if relu else -LIMIT, LIMIT, out=x)
 
 
+class ExactMatrix:
+    """One fixed-point layer as a matrix: rows (n, fan_in) with ACT_BITS fractional bits ->
+    rows (n, cout) with ACT_BITS fractional bits, exact (float64 products of integers)."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, relu: bool) -> None:
+        """weight (cout, fan_in) and bias (cout,) float; fan_in rows are tap-major for taps."""
+        layer = nn.Conv2d(weight.shape[1], weight.shape[0], 1)
+        with torch.no_grad():
+            layer.weight.copy_(weight.detach().reshape(layer.weight.shape))
+            layer.bias.copy_(bias.detach())
+        exact = _ExactLayer(layer, ACT_BITS)
+        self.matrix = np.ascontiguousarray(exact.weight[:, :, 0, 0].numpy().T)
+        self.bias, self.shift, self.relu = exact.bias.numpy(), exact.acc_bits - ACT_BITS, relu
+
+    def __call__(self, rows: np.ndarray, extra_acc: np.ndarray | float = 0.0) -> np.ndarray:
+        """int64 rows out. Rows may hold only the first inputs; `extra_acc` then carries the
+        accumulator of the rest (see :meth:`partial`)."""
+        acc = rows.astype(np.float64) @ self.matrix[: rows.shape[1]] + extra_acc
+        return _rescale(acc, self.bias, self.shift, self.relu)
+
+    def partial(self, rows: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """The accumulator of input rows start..stop alone (float64), e.g. the hyper part."""
+        return rows.astype(np.float64) @ self.matrix[start:stop]
+
+
+def tap_matrix(weight: torch.Tensor, taps: tuple[tuple[int, int], ...], kernel: int = KERNEL) -> torch.Tensor:
+    """(cout, cin, k, k) kernel -> (cout, len(taps)·cin), tap-major (the gathered patch layout)."""
+    half = kernel // 2
+    cols = [weight[:, :, half + dr, half + dc] for dr, dc in taps]
+    return torch.stack(cols, dim=1).reshape(weight.shape[0], -1)
+
+
+def exact_stack(net: nn.Sequential) -> list[ExactMatrix]:
+    """A stack of 1×1 Conv2d with ReLU between, as exact matrices."""
+    for mod in net:
+        if not isinstance(mod, (nn.Conv2d, nn.ReLU)) or (
+            isinstance(mod, nn.Conv2d) and mod.kernel_size != (1, 1)
+        ):
+            raise TypeError(f"no exact form of {mod} in an entropy-parameter stack")
+    convs = [mod for mod in net if isinstance(mod, nn.Conv2d)]
+    return [
+        ExactMatrix(mod.weight.flatten(1), mod.bias, relu=i < len(convs) - 1)
+        for i, mod in enumerate(convs)
+    ]
+
+
+def run_stack(layers: list[ExactMatrix], rows: np.ndarray, first_extra: np.ndarray | float = 0.0) -> np.ndarray:
+    """Evaluate exact layers in turn; `first_extra` joins the first accumulator."""
+    x = layers[0](rows, first_extra)
+    for layer in layers[1:]:
+        x = layer(x)
+    return x
+
+
 class ExactContext:
     """Integer evaluation of masked 5×5 conv → concat(hyper) → 1×1 stack (ReLU between).
 
@@ -79,54 +136,25 @@ class ExactContext:
     """
 
     def __init__(self, context_conv: nn.Conv2d, entropy_parameters: nn.Sequential) -> None:
-        masked = nn.Conv2d(context_conv.in_channels, context_conv.out_channels, KERNEL, padding=HALF)
-        with torch.no_grad():
-            w = context_conv.weight.detach().to(torch.float16).cpu()
-            masked.weight.copy_(w * causal_mask().to(w.dtype))
-            masked.bias.copy_(context_conv.bias.detach().cpu())
-        conv = _ExactLayer(masked, ACT_BITS)
+        w = context_conv.weight.detach().to(torch.float16).cpu().float() * causal_mask()
         self.channels = m = context_conv.in_channels
-        self.conv_weight = conv.weight  # (2M, M, 5, 5) torch float64, for the one-shot path
-        w = conv.weight.numpy()
-        self.ctx_matrix = np.ascontiguousarray(
-            np.stack([w[:, :, HALF + dr, HALF + dc].T for dr, dc in TAPS]).reshape(len(TAPS) * m, -1)
-        )
-        self.ctx_bias, self.ctx_shift = conv.bias.numpy(), conv.acc_bits - ACT_BITS
-        for mod in entropy_parameters:
-            if not isinstance(mod, (nn.Conv2d, nn.ReLU)) or (
-                isinstance(mod, nn.Conv2d) and mod.kernel_size != (1, 1)
-            ):
-                raise TypeError(f"no exact form of {mod} in the entropy parameters")
-        convs = [mod for mod in entropy_parameters if isinstance(mod, nn.Conv2d)]
-        self.layers: list[tuple[np.ndarray, np.ndarray, int, bool]] = []
-        for i, mod in enumerate(convs):
-            layer = _ExactLayer(mod, ACT_BITS)
-            matrix = np.ascontiguousarray(layer.weight[:, :, 0, 0].numpy().T)
-            self.layers.append((matrix, layer.bias.numpy(), layer.acc_bits - ACT_BITS, i < len(convs) - 1))
+        self.ctx = ExactMatrix(tap_matrix(w, TAPS), context_conv.bias.detach().cpu(), relu=False)
+        masked = nn.Conv2d(m, context_conv.out_channels, KERNEL, padding=HALF)
+        with torch.no_grad():
+            masked.weight.copy_(w)
+            masked.bias.copy_(context_conv.bias.detach().cpu())
+        self.conv_weight = _ExactLayer(masked, ACT_BITS).weight  # (2M, M, 5, 5) for one-shot use
+        self.layers = exact_stack(entropy_parameters)
         self.ctx_width = 2 * m  # rows of the first matrix that read the context; the rest, hyper
 
-    def hyper_part(self, hyper_rows: np.ndarray) -> np.ndarray:
-        """The first entropy layer's accumulator from the hyper features (int64 rows), float64."""
-        return hyper_rows.astype(np.float64) @ self.layers[0][0][self.ctx_width :]
+    def start(self, grid: "_Grid", hyper: torch.Tensor) -> "_ContextStepper":
+        """The per-image stepper over `grid` with hyper features (1, 2M, H, W)."""
+        return _ContextStepper(self, grid, hyper)
 
     def _stack(self, ctx: np.ndarray, hyper_acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Context rows (int64) and their hyper_part -> (mean_int, scale_int) rows (int64)."""
-        matrix, bias, shift, relu = self.layers[0]
-        x = _rescale(ctx.astype(np.float64) @ matrix[: self.ctx_width] + hyper_acc, bias, shift, relu)
-        for matrix, bias, shift, relu in self.layers[1:]:
-            x = _rescale(x.astype(np.float64) @ matrix, bias, shift, relu)
+        """Context rows (int64) and their hyper accumulator -> (mean_int, scale_int) rows."""
+        x = run_stack(self.layers, ctx, hyper_acc)
         return x[:, : self.channels], x[:, self.channels :]
-
-    def step(self, grid: np.ndarray, taps: np.ndarray, hyper_acc: np.ndarray):
-        """Entropy parameters of the n positions of one step.
-
-        grid: (P, M) float64, the padded latent grid (integers, ACT_BITS fractional bits);
-        taps: (n, 12) rows of `grid` holding each position's causal neighbours;
-        hyper_acc: (n, ·) their :meth:`hyper_part`. Returns (mean_int, scale_int), (n, M) int64.
-        """
-        patches = grid[taps.ravel()].reshape(taps.shape[0], -1)
-        ctx = _rescale(patches @ self.ctx_matrix, self.ctx_bias, self.ctx_shift, False)
-        return self._stack(ctx, hyper_acc)
 
     def full(self, y_int: torch.Tensor, hyper: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One-shot evaluation over a finished grid: y_int (1, M, H, W), hyper (1, 2M, H, W).
@@ -138,13 +166,34 @@ class ExactContext:
         x = y_int.to("cpu", torch.int64).clamp(-LIMIT, LIMIT).to(torch.float64)
         acc = F.conv2d(x, self.conv_weight, None, 1, HALF)
         acc = acc.permute(0, 2, 3, 1).reshape(h * w, -1).numpy()
-        ctx = _rescale(acc, self.ctx_bias, self.ctx_shift, False)
+        ctx = _rescale(acc, self.ctx.bias, self.ctx.shift, False)
         rows = hyper.to("cpu", torch.int64).permute(0, 2, 3, 1).reshape(h * w, -1).numpy()
-        x = np.concatenate([ctx, rows], axis=1)
-        for matrix, bias, shift, relu in self.layers:
-            x = _rescale(x.astype(np.float64) @ matrix, bias, shift, relu)
+        x = run_stack(self.layers, np.concatenate([ctx, rows], axis=1))
         out = torch.from_numpy(x).reshape(1, h, w, 2 * m).permute(0, 3, 1, 2).contiguous()
         return out[:, :m].contiguous(), out[:, m:].contiguous()
+
+
+def hyper_rows(hyper: torch.Tensor) -> np.ndarray:
+    """(1, C, H, W) integer features -> (H·W, C) int64 rows."""
+    c = hyper.shape[1]
+    return hyper.to("cpu", torch.int64).permute(0, 2, 3, 1).reshape(-1, c).numpy()
+
+
+class _ContextStepper:
+    """ExactContext over one image: one predict per wavefront step."""
+
+    def __init__(self, context: ExactContext, grid: "_Grid", hyper: torch.Tensor) -> None:
+        self.context, self.grid = context, grid
+        self.hyper_acc = context.layers[0].partial(hyper_rows(hyper), context.ctx_width, None)
+
+    def predict(self, pos: np.ndarray, padded: np.ndarray, taps: np.ndarray):
+        """(mean_int, scale_int), (n, M) int64, of the n positions of one step."""
+        patches = self.grid.data[taps.ravel()].reshape(taps.shape[0], -1)
+        ctx = self.context.ctx(patches)
+        return self.context._stack(ctx, self.hyper_acc[pos])
+
+    def commit(self, pos: np.ndarray, padded: np.ndarray, rows: np.ndarray) -> None:
+        """Called once the step's latents (ŷ'·2^ACT_BITS rows) are in the grid."""
 
 
 def scale_index(scale_int: np.ndarray, bounds: np.ndarray) -> np.ndarray:
@@ -163,22 +212,23 @@ def _by_table(index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 class _Grid:
     """The padded latent grid being filled in, and each step's positions and tap rows."""
 
-    def __init__(self, hyper: torch.Tensor, context: ExactContext) -> None:
-        _, c2, h, w = hyper.shape
-        self.h, self.w, self.m = h, w, c2 // 2
-        pw = w + 2 * HALF
-        self.data = np.zeros(((h + HALF) * pw, self.m), dtype=np.float64)
-        rows = hyper.to("cpu", torch.int64).permute(0, 2, 3, 1).reshape(h * w, c2).numpy()
-        self.hyper_acc = context.hyper_part(rows)
+    def __init__(self, height: int, width: int, channels: int) -> None:
+        self.h, self.w, self.m = height, width, channels
+        self.pw = pw = width + 2 * HALF
+        self.data = np.zeros(((height + HALF) * pw, channels), dtype=np.float64)
         offsets = np.array([dr * pw + dc for dr, dc in TAPS], dtype=np.int64)
         self.steps = []
-        for pos in wavefront_steps(h, w):
-            padded = (pos // w + HALF) * pw + (pos % w + HALF)
+        for pos in wavefront_steps(height, width):
+            padded = (pos // width + HALF) * pw + (pos % width + HALF)
             self.steps.append((pos, padded, padded[:, None] + offsets[None, :]))
+
+    def padded_index(self, pos: np.ndarray) -> np.ndarray:
+        """Rows of `data` of the flat positions `pos`."""
+        return (pos // self.w + HALF) * self.pw + (pos % self.w + HALF)
 
     def to_image(self, rows: np.ndarray) -> torch.Tensor:
         """(H·W, M) rows -> (1, M, H, W) tensor."""
-        return torch.from_numpy(rows).view(1, self.h, self.w, self.m).permute(0, 3, 1, 2).contiguous()
+        return torch.from_numpy(rows).view(1, self.h, self.w, -1).permute(0, 3, 1, 2).contiguous()
 
 
 def _latent_rows(r: np.ndarray, mean_int: np.ndarray) -> np.ndarray:
@@ -217,17 +267,19 @@ def encode_wavefront(
     Returns (stream bytes, symbol count, residual r, mean_int), the last two (1, M, H, W) int64:
     ŷ' = r + mean_int / 2^ACT_BITS is what the decoder reconstructs.
     """
-    grid = _Grid(hyper, context)
+    grid = _Grid(y.shape[2], y.shape[3], y.shape[1])
+    stepper = context.start(grid, hyper)
     y_rows = y.detach().to("cpu", torch.float32).permute(0, 2, 3, 1).reshape(-1, grid.m).numpy()
     residual = np.zeros((grid.h * grid.w, grid.m), dtype=np.int64)
     means = np.zeros_like(residual)
     coded = []
     with threadpool_limits(limits=1, user_api="blas"):  # see SINGLE_THREAD_NOTE
         for pos, padded, taps in grid.steps:
-            mean_int, scale_int = context.step(grid.data, taps, grid.hyper_acc[pos])
+            mean_int, scale_int = stepper.predict(pos, padded, taps)
             mu = mean_int.astype(np.float32) / np.float32(1 << ACT_BITS)
             r = np.clip(np.round(y_rows[pos] - mu), -RESIDUAL_LIMIT, RESIDUAL_LIMIT).astype(np.int64)
             grid.data[padded] = _latent_rows(r, mean_int)
+            stepper.commit(pos, padded, grid.data[padded])
             residual[pos], means[pos] = r, mean_int
             coded.append((r.ravel(), scale_index(scale_int, bounds)))
 
@@ -264,7 +316,9 @@ def decode_wavefront(
     """
     if len(data) % 4:
         raise FormatError("corrupt: entropy-coded stream is not a whole number of words")
-    grid = _Grid(hyper, context)
+    _, c2, h, w = hyper.shape
+    grid = _Grid(h, w, context.channels)
+    stepper = context.start(grid, hyper)
     residual = np.zeros((grid.h * grid.w, grid.m), dtype=np.int64)
     means = np.zeros_like(residual)
     indices = np.zeros_like(residual)
@@ -273,10 +327,11 @@ def decode_wavefront(
         try:
             coder = constriction.stream.stack.AnsCoder(words)
             for pos, padded, taps in grid.steps:
-                mean_int, scale_int = context.step(grid.data, taps, grid.hyper_acc[pos])
+                mean_int, scale_int = stepper.predict(pos, padded, taps)
                 index = scale_index(scale_int, bounds)
                 r = _decode_step(coder, index, tables, escapes).reshape(-1, grid.m)
                 grid.data[padded] = _latent_rows(r, mean_int)
+                stepper.commit(pos, padded, grid.data[padded])
                 residual[pos], means[pos], indices[pos] = r, mean_int, index.reshape(-1, grid.m)
             if not coder.is_empty():
                 raise FormatError("corrupt: the y stream holds more data than its symbols")

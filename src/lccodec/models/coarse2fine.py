@@ -169,6 +169,8 @@ class Coarse2FineModel(HyperpriorModel):
     def decompress(
         self, streams: dict[int, Stream], padded_hw: tuple[int, int], quality: float,
         escapes: EscapeReader, device: torch.device, layer_flags: int | None = None,
+        params: bytes = b"",
     ) -> torch.Tensor:
+        self.check_params(params)
         lat = self.decode_latents(streams, padded_hw, escapes, layer_flags)
         return self._synthesize_latents(lat, quality, device)

@@ -72,11 +72,7 @@ class ContextModel(HyperpriorModel):
         The context sees y' + uniform noise: the decoder's ŷ' = round(y' − μ) + μ differs from
         y' by an error in [−0.5, 0.5] that noise models (μ is not known before the context).
         """
-        y = self.g_a(x) * self.gain(quality)[:, :, None, None]
-        z = self.h_a(y)
-        z_lik = self.z_density.likelihood(z + torch.empty_like(z).uniform_(-0.5, 0.5))
-        hyper = self.h_s(_ste_round(z))
-        y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
+        y, z_lik, hyper, y_noisy = self._train_latents(x, quality)
         ctx = self.context_prediction(y_noisy)
         mean, scale = self.entropy_parameters(torch.cat([ctx, hyper], dim=1)).chunk(2, dim=1)
         scale = _lower_bound(scale, 0.11)
@@ -106,20 +102,7 @@ class ContextModel(HyperpriorModel):
         synthesize: bool = True,
     ) -> tuple[list[Stream], int, torch.Tensor | None]:
         """Code the analysis of one padded image at `quality` (see HyperpriorModel.compress)."""
-        q = torch.tensor([quality], device=analysis.device)
-        y = (analysis * self.gain(q)[:, :, None, None]).float()
-        z_hat = torch.round(self.h_a(y)).cpu().to(torch.int64)
-        z_data, z_count = encode_indexed(
-            z_hat.numpy().ravel(), self._z_index(z_hat.shape), self.tables["z"], escapes
-        )
-        hyper = self.exact_h_s(z_hat)
-        y_data, y_count, residual, mean_int = encode_wavefront(
-            y, hyper, self.exact_context, self.scale_bounds, self.tables["y"], escapes
-        )
-        mean = mean_int.to(torch.float32) / 256.0
-        x_hat = self._synthesize(residual, mean, quality, analysis.device) if synthesize else None
-        streams = [Stream(STREAM_Z, z_data, z_count), Stream(STREAM_Y, y_data, y_count)]
-        return streams, LAYER_Z | LAYER_Y, x_hat
+        return wavefront_compress(self, self.exact_context, analysis, quality, escapes, synthesize)
 
     def decode_latents(
         self, streams: dict[int, Stream], padded_hw: tuple[int, int], escapes: EscapeReader
@@ -128,18 +111,48 @@ class ContextModel(HyperpriorModel):
 
         Returns z_hat, residual (int64), mean (float32) and index (int64, scale-table index).
         """
-        z_hat, y_shape = self._decode_z(streams, padded_hw, escapes)
-        hyper = self.exact_h_s(z_hat)
-        residual, mean_int, index = decode_wavefront(
-            streams[STREAM_Y].data, hyper, self.exact_context, self.scale_bounds,
-            self.tables["y"], escapes,
-        )
-        return {
-            "z_hat": z_hat,
-            "residual": residual,
-            "mean": mean_int.to(torch.float32) / 256.0,
-            "index": index,
-        }
+        return wavefront_decode_latents(self, self.exact_context, streams, padded_hw, escapes)
+
+
+def wavefront_compress(
+    model: HyperpriorModel, predictor, analysis: torch.Tensor, quality: float,
+    escapes: EscapeWriter, synthesize: bool,
+) -> tuple[list[Stream], int, torch.Tensor | None]:
+    """z as the hyperprior codes it, then y in wavefront order with `predictor` (an object
+    with ``start(grid, hyper)``, see :mod:`lccodec.wavefront`) deciding μ and σ."""
+    q = torch.tensor([quality], device=analysis.device)
+    y = (analysis * model.gain(q)[:, :, None, None]).float()
+    z_hat = torch.round(model.h_a(y)).cpu().to(torch.int64)
+    z_data, z_count = encode_indexed(
+        z_hat.numpy().ravel(), model._z_index(z_hat.shape), model.tables["z"], escapes
+    )
+    hyper = model.exact_h_s(z_hat)
+    y_data, y_count, residual, mean_int = encode_wavefront(
+        y, hyper, predictor, model.scale_bounds, model.tables["y"], escapes
+    )
+    mean = mean_int.to(torch.float32) / 256.0
+    x_hat = model._synthesize(residual, mean, quality, analysis.device) if synthesize else None
+    streams = [Stream(STREAM_Z, z_data, z_count), Stream(STREAM_Y, y_data, y_count)]
+    return streams, LAYER_Z | LAYER_Y, x_hat
+
+
+def wavefront_decode_latents(
+    model: HyperpriorModel, predictor, streams: dict[int, Stream], padded_hw: tuple[int, int],
+    escapes: EscapeReader,
+) -> dict[str, torch.Tensor]:
+    """Inverse of :func:`wavefront_compress` up to the latents: z_hat, residual (int64),
+    mean (float32) and index (int64, scale-table index)."""
+    z_hat, _ = model._decode_z(streams, padded_hw, escapes)
+    hyper = model.exact_h_s(z_hat)
+    residual, mean_int, index = decode_wavefront(
+        streams[STREAM_Y].data, hyper, predictor, model.scale_bounds, model.tables["y"], escapes,
+    )
+    return {
+        "z_hat": z_hat,
+        "residual": residual,
+        "mean": mean_int.to(torch.float32) / 256.0,
+        "index": index,
+    }
 
 
 @torch.no_grad()

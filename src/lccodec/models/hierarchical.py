@@ -319,7 +319,9 @@ class HierarchicalModel(HyperpriorModel):
     def decompress(
         self, streams: dict[int, Stream], padded_hw: tuple[int, int], quality: float,
         escapes: EscapeReader, device: torch.device, layer_flags: int | None = None,
+        params: bytes = b"",
     ) -> torch.Tensor:
         """Rebuild the padded image from the layers the flags announce (or the streams hold)."""
+        self.check_params(params)
         lat = self.decode_latents(streams, padded_hw, escapes, layer_flags)
         return self._synthesize_latents(lat, quality, device)

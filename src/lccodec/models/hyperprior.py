@@ -25,7 +25,7 @@ from ..container import LAYER_Y, LAYER_Z, STREAM_Y, STREAM_Z, Stream
 from ..entropy_models import FactorizedDensity, gaussian_likelihood, scale_levels
 from ..errors import FormatError
 from ..exact import ACT_BITS, ExactNet
-from ..layers import GDN, QualityGain, conv, deconv
+from ..layers import GDN, GSDN, QualityGain, conv, deconv
 from ..tiling import run_tiled
 
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
@@ -52,16 +52,22 @@ class HyperpriorModel(nn.Module):
     model_id = 1
     stride = 64  # the image is padded to a multiple of this
 
-    def __init__(self, N: int = 128, M: int = 192, lambdas: tuple[float, ...] = LAMBDAS) -> None:
+    def __init__(
+        self, N: int = 128, M: int = 192, lambdas: tuple[float, ...] = LAMBDAS, gsdn: bool = False
+    ) -> None:
+        """`gsdn`: GSDN / IGSDN (Qian et al. 2021) in the transforms instead of GDN / IGDN."""
         super().__init__()
         self.config = {"N": N, "M": M, "lambdas": list(lambdas)}
+        if gsdn:
+            self.config["gsdn"] = True
         self.lambdas = tuple(lambdas)
+        norm = GSDN if gsdn else GDN
         self.g_a = nn.Sequential(
-            conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M)
+            conv(3, N), norm(N), conv(N, N), norm(N), conv(N, N), norm(N), conv(N, M)
         )
         self.g_s = nn.Sequential(
-            deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
-            deconv(N, N), GDN(N, inverse=True), deconv(N, 3),
+            deconv(M, N), norm(N, inverse=True), deconv(N, N), norm(N, inverse=True),
+            deconv(N, N), norm(N, inverse=True), deconv(N, 3),
         )
         self.h_a = nn.Sequential(
             conv(M, N, 3, 1), nn.LeakyReLU(inplace=True), conv(N, N), nn.LeakyReLU(inplace=True),
@@ -93,6 +99,15 @@ class HyperpriorModel(nn.Module):
         x_hat = self.g_s(y_hat * self.inv_gain(quality)[:, :, None, None])
         return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}}
 
+    def _train_latents(self, x: torch.Tensor, quality: torch.Tensor):
+        """Shared start of the context models' training passes: (y', z likelihood, hyper
+        features h_s(round(z)), y' + uniform noise)."""
+        y = self.g_a(x) * self.gain(quality)[:, :, None, None]
+        z = self.h_a(y)
+        z_lik = self.z_density.likelihood(z + torch.empty_like(z).uniform_(-0.5, 0.5))
+        hyper = self.h_s(_ste_round(z))
+        return y, z_lik, hyper, y + torch.empty_like(y).uniform_(-0.5, 0.5)
+
     # ------------------------------------------------------------ entropy tables
     def build_tables(self) -> dict[str, np.ndarray]:
         """Integer tables from the trained float model (export time), also installed on self."""
@@ -116,6 +131,15 @@ class HyperpriorModel(nn.Module):
         return self._exact_h_s
 
     # ---------------------------------------------------------------- the codec
+    def header_params(self) -> bytes:
+        """The model parameters the encoder writes into the header (none for this model)."""
+        return b""
+
+    def check_params(self, params: bytes) -> None:
+        """Refuse header params this model does not define."""
+        if params:
+            raise FormatError(f"corrupt: {self.name} files carry no model params ({len(params)} bytes found)")
+
     def _entropy_params(self, z_hat: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
         """Exact mean (float32, multiple of 2^-ACT_BITS) and scale-table index of every y."""
         out = self.exact_h_s(z_hat)
@@ -215,8 +239,10 @@ class HyperpriorModel(nn.Module):
         escapes: EscapeReader,
         device: torch.device,
         layer_flags: int = LAYER_Z | LAYER_Y,
+        params: bytes = b"",
     ) -> torch.Tensor:
         """Rebuild the padded image (1, 3, H, W) in [0, 1] from the streams."""
+        self.check_params(params)
         if layer_flags != LAYER_Z | LAYER_Y:
             raise FormatError(f"corrupt: {self.name} files carry layers z and y (flags {layer_flags:#x})")
         latents = self.decode_latents(streams, padded_hw, escapes)

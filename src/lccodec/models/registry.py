@@ -17,6 +17,7 @@ from .coarse2fine import Coarse2FineModel
 from .context import ContextModel
 from .hierarchical import HierarchicalModel
 from .hyperprior import HyperpriorModel
+from .reference import ReferenceModel
 
 WEIGHTS_ENV = "LIC_WEIGHTS_DIR"
 
@@ -38,6 +39,7 @@ MODELS: dict[str, ModelSpec] = {
     for spec in (
         ModelSpec("hyperprior", 1, HyperpriorModel, "mean-scale hyperprior (Ballé 2018, Minnen 2018)"),
         ModelSpec("context", 2, ContextModel, "joint autoregressive + hierarchical prior (Minnen 2018), wavefront decoding"),
+        ModelSpec("reference", 3, ReferenceModel, "global reference + context + hyperprior with GSDN (Qian et al. 2021)"),
         ModelSpec("hierarchical", 4, HierarchicalModel, "hierarchical latents y4/y3/y2 with layer-dependent transmission (HC, Ge et al.)"),
         ModelSpec("coarse2fine", 5, Coarse2FineModel, "coarse-to-fine two-layer hyperprior with information aggregation (Hu et al. 2020)"),
     )

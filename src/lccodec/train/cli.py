@@ -51,6 +51,9 @@ def _parse_qualities(text: str | None) -> list[int] | None:
 @click.option("--lr", default=6e-4, show_default=True, type=float, help="Peak learning rate.")
 @click.option("--warmup", type=click.IntRange(min=1), help="Warm-up steps (default: 5% of the plan, <= 1000).")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue from this checkpoint folder.")
+@click.option("--init", "init_weights", type=click.Path(dir_okay=False),
+              help="Warm start a fresh run from this weights file (e.g. the hyperprior's).")
+@click.option("--freeze", help="Leave parameters with these name prefixes untrained, e.g. g_a,g_s.")
 @click.option("--checkpoint", type=click.Path(file_okay=False), help="Write checkpoints into this folder.")
 @click.option("--checkpoint-kind", type=click.Choice(["full", "compact"]), default="full", show_default=True,
               help="full: fp32 + Adam state; compact: fp16 model only (re-warms Adam on resume).")
@@ -67,7 +70,7 @@ def _parse_qualities(text: str | None) -> list[int] | None:
 def train_command(
     model: str, config_items: tuple[str, ...], data: str | None, steps: int | None,
     plan_minutes: float | None, minutes: float | None, stop_at: int | None, qualities: str | None, batch: int, crop: int, lr: float, warmup: int | None,
-    resume: str | None, checkpoint: str | None, checkpoint_kind: str, checkpoint_minutes: float,
+    resume: str | None, init_weights: str | None, freeze: str | None, checkpoint: str | None, checkpoint_kind: str, checkpoint_minutes: float,
     export_path: str | None, export_only: bool, device: str, use_compile: bool | None,
     threads: int | None, seed: int, log_every: int,
 ) -> None:
@@ -78,6 +81,7 @@ def train_command(
       lic train --data ../shared/data/train --minutes 30 --export weights/hyperprior.safetensors
       lic train --data DIR --plan-minutes 24 --minutes 8 --resume ckpt --checkpoint ckpt
       lic train --export-only --resume ckpt --export weights/hyperprior.safetensors
+      lic train --model reference --init weights/hyperprior.safetensors --data DIR --minutes 8
     """
     try:
         from .export import export_checkpoint, export_model, make_manifest
@@ -98,7 +102,8 @@ def train_command(
             plan_minutes=plan_minutes, minutes=minutes, stop_at=stop_at, qualities=_parse_qualities(qualities), batch=batch, crop=crop, lr=lr, warmup=warmup, device=device,
             compile=use_compile, threads=threads, seed=seed, log_every=log_every,
             checkpoint=checkpoint, checkpoint_kind=checkpoint_kind,
-            checkpoint_minutes=checkpoint_minutes, resume=resume,
+            checkpoint_minutes=checkpoint_minutes, resume=resume, init=init_weights,
+            freeze=[f for f in (freeze or "").split(",") if f] or None,
         )
         result = train(config, log=lambda line: click.echo(line, err=True))
         click.echo(f"{result.step} steps, {result.ms_per_step:.1f} ms/step on {result.device}")

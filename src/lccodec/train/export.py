@@ -55,6 +55,7 @@ def make_manifest(index_or_meta: dict, extra: dict | None = None) -> dict:
         "batch": cfg.get("batch"),
         "lr": cfg.get("lr"),
         "seed": cfg.get("seed"),
+        **{k: cfg[k] for k in ("init", "freeze") if cfg.get(k)},
         "git_commit": git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }

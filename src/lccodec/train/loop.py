@@ -69,6 +69,8 @@ class TrainConfig:
     checkpoint_kind: str = "full"
     checkpoint_minutes: float = 5.0
     resume: str | None = None
+    init: str | None = None  # warm start a fresh run from this weights file
+    freeze: list[str] | None = None  # parameter-name prefixes left untrained
 
 
 @dataclass
@@ -126,14 +128,23 @@ def resolve_device(name: str) -> torch.device:
 
 
 def rd_loss(out: dict, x: torch.Tensor, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss, bpp, mse) per batch: mean over images of λ·255²·MSE + bpp, with per-image λ."""
+    """(loss, bpp, mse) per batch: mean over images of λ·255²·MSE + rate, with per-image λ.
+
+    bpp is the coded rate (out["likelihoods"]). The rate in the loss weighs each term by
+    out["rate_weights"] (default 1) and adds out["aux_likelihoods"] (progressive models).
+    """
     num_pixels = x.shape[2] * x.shape[3]
-    bits = sum(
-        torch.log2(lik.float()).flatten(1).sum(1) for lik in out["likelihoods"].values()
-    )
-    bpp = -bits / num_pixels
+    weights = out.get("rate_weights", {})
+
+    def bpp_of(lik: torch.Tensor) -> torch.Tensor:
+        return -torch.log2(lik.float()).flatten(1).sum(1) / num_pixels
+
+    coded = {k: bpp_of(v) for k, v in out["likelihoods"].items()}
+    aux = {k: bpp_of(v) for k, v in out.get("aux_likelihoods", {}).items()}
+    bpp = sum(coded.values())
+    rate = sum(weights.get(k, 1.0) * v for k, v in {**coded, **aux}.items())
     mse = (out["x_hat"].float() - x.float()).square().flatten(1).mean(1)
-    loss = (lam * 255.0**2 * mse + bpp).mean()
+    loss = (lam * 255.0**2 * mse + rate).mean()
     return loss, bpp.mean(), mse.mean()
 
 
@@ -185,13 +196,32 @@ def _tf32(enabled: bool):
 
 def make_optimizer(model: nn.Module, lr: float, fused: bool = False) -> torch.optim.Adam:
     """Adam with two groups: the transforms, and the z density (named 'entropy')."""
-    entropy = [p for n, p in model.named_parameters() if n.startswith("z_density.")]
+    entropy = [p for n, p in model.named_parameters() if n.startswith("z_density.") and p.requires_grad]
     ids = {id(p) for p in entropy}
-    main = [p for p in model.parameters() if id(p) not in ids]
+    main = [p for p in model.parameters() if id(p) not in ids and p.requires_grad]
     groups = [{"params": main, "name": "main"}]
     if entropy:
         groups.append({"params": entropy, "name": "entropy"})
     return torch.optim.Adam(groups, lr=lr, fused=fused or None)
+
+
+def warm_start(model: nn.Module, weights: str) -> str:
+    """Initialise `model` from a weights file: its own `warm_start` if it has one, else every
+    tensor of the same name and shape. Returns a short description."""
+    from safetensors import safe_open
+
+    if not Path(weights).is_file():
+        raise LicError(f"--init: no weights file '{weights}'")
+    if hasattr(model, "warm_start"):
+        model.warm_start(weights)
+        return f"{type(model).__name__}.warm_start"
+    with safe_open(weights, framework="pt") as f:
+        theirs = {k: f.get_tensor(k).float() for k in f.keys()}
+    own = model.state_dict()
+    same = [k for k, v in theirs.items() if k in own and own[k].shape == v.shape]
+    own.update({k: theirs[k] for k in same})
+    model.load_state_dict(own)
+    return f"{len(same)} of {len(own)} tensors copied"
 
 
 def _setup_model(config: TrainConfig, device: torch.device, log: Callable[[str], None]):
@@ -201,7 +231,15 @@ def _setup_model(config: TrainConfig, device: torch.device, log: Callable[[str],
     index = read_index(config.resume) if config.resume else {}
     spec = model_by_name(index.get("model", config.model))
     torch.manual_seed(config.seed)  # the initial weights
-    model = build_model(spec, index.get("model_config", config.model_config)).to(device)
+    model = build_model(spec, index.get("model_config", config.model_config))
+    if config.init and not index:
+        log(f"warm start from {config.init}: {warm_start(model, config.init)}")
+    frozen = [n for n, p in model.named_parameters() if any(n.startswith(f) for f in config.freeze or [])]
+    if config.freeze and not frozen:
+        raise LicError(f"--freeze {','.join(config.freeze)} matches no parameter of {spec.name}")
+    for name, p in model.named_parameters():
+        p.requires_grad_(name not in frozen)
+    model = model.to(device)
     optimizer = make_optimizer(model, config.lr, fused=device.type == "cuda")
     if index:
         index = load_checkpoint(config.resume, model, optimizer)
@@ -306,6 +344,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
                 lr *= min(1.0, (step - rewarm_from + 1) / REWARM_STEPS)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            if hasattr(model, "set_progress"):  # progressive models change rate weights
+                model.set_progress(step / max(1, total))
 
             loss, bpp, mse = rd_loss(forward(x, quality), x, lambdas[q - 1].expand(config.batch))
             optimizer.zero_grad(set_to_none=True)

@@ -1,12 +1,12 @@
-"""Decode time of the context model against the hyperprior (issue 4's speed goal).
+"""Decode time of the wavefront models against the hyperprior (the speed goals of issues 4, 5).
 
-Encodes one image per size with both models, then times `Codec.decode` of the real bytes
-(checking each decode against the encoder's reconstruction) and, for the context model, the
-wavefront part alone. Reports the median of --repeats runs; the machine may be shared, so say so
-when quoting the numbers.
+Encodes one image per size with each model, then times `Codec.decode` of the real bytes
+(checking each decode against the encoder's reconstruction) and, for the wavefront models
+(context, reference), the latent decode alone. Reports the median of --repeats runs; the
+machine may be shared, so say so when quoting the numbers.
 
-    python benchmarks/context_speed.py                       # Kodak kodim23 + synthetic 1080p, CPU, 2 threads
-    python benchmarks/context_speed.py --device cuda --json out.json
+    python benchmarks/decode_speed.py                       # kodim23 + 1080p, CPU, 2 threads
+    python benchmarks/decode_speed.py --models context,reference --device cuda --json out.json
 """
 from __future__ import annotations
 
@@ -60,10 +60,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--models", default="hyperprior,context,reference")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    codecs = {name: lccodec.open_model(name, args.device) for name in ("hyperprior", "context")}
+    codecs = {name: lccodec.open_model(name, args.device) for name in args.models.split(",")}
     results = []
     for size in args.sizes.split(","):
         name, pixels = _image(size)
@@ -74,16 +75,18 @@ def main() -> None:
                 raise SystemExit(f"{model}: decode differs from the encoder's reconstruction")
             row[f"{model}_bpp"] = round(enc.bpp, 4)
             row[f"{model}_decode_s"] = round(_median_time(lambda: codec.decode(enc.data), args.repeats), 3)
-            if model == "context":
+            if model in ("context", "reference"):
                 header, streams = container.unpack(enc.data)
                 by = {s.kind: s for s in streams}
                 padded = (-(-header.height // 64) * 64, -(-header.width // 64) * 64)
                 lat = lambda: codec.model.decode_latents(  # noqa: E731
                     by, padded, EscapeReader(by[container.STREAM_ESCAPE].data))
-                row["context_latents_s"] = round(_median_time(lat, args.repeats), 3)
+                row[f"{model}_latents_s"] = round(_median_time(lat, args.repeats), 3)
                 h, w = padded[0] // 16, padded[1] // 16
                 row["wavefront_steps"] = 3 * h + w - 3
-        row["ratio"] = round(row["context_decode_s"] / row["hyperprior_decode_s"], 2)
+        for a, b in (("context", "hyperprior"), ("reference", "context")):
+            if f"{a}_decode_s" in row and f"{b}_decode_s" in row:
+                row[f"{a}_vs_{b}"] = round(row[f"{a}_decode_s"] / row[f"{b}_decode_s"], 2)
         results.append(row)
         print(json.dumps(row), flush=True)
     if args.json:
