@@ -24,6 +24,7 @@ arithmetic: the fixed-point nets (:mod:`lccodec.wavefront`), the search, S and U
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -192,21 +193,18 @@ class ReferenceModel(HyperpriorModel):
         return self._synthesize(latents["residual"], latents["mean"], quality, device)
 
 
-def _fp16(t: torch.Tensor) -> torch.Tensor:
-    return t.detach().to(torch.float16).cpu().float()
-
-
 class _ExactReference:
     """Fixed-point form of the reference model's entropy path (see :mod:`lccodec.wavefront`)."""
 
     def __init__(self, model: ReferenceModel) -> None:
         m = model.config["M"]
         self.channels = m
-        self.ctx = ExactMatrix(tap_matrix(_fp16(model.context_prediction.full_weight()), TAPS),
+        # ExactMatrix rounds weights to fp16 (what ships) before fixing the point
+        self.ctx = ExactMatrix(tap_matrix(model.context_prediction.full_weight().detach().cpu(), TAPS),
                                model.context_prediction.bias.cpu(), relu=False)
         self.embed = ExactMatrix(model.embed.weight.flatten(1), model.embed.bias, relu=False)
         self.transfer = ExactMatrix(
-            tap_matrix(_fp16(model.transfer.full_weight()), RELEVANT_TAPS, 3),
+            tap_matrix(model.transfer.full_weight().detach().cpu(), RELEVANT_TAPS, 3),
             model.transfer.bias.cpu(), relu=False,
         )
         self.params_ctx = exact_stack(model.params_ctx)
@@ -216,8 +214,8 @@ class _ExactReference:
         self.window = model.window
 
     def with_window(self, window: Window) -> "_ExactReference":
-        clone = object.__new__(_ExactReference)
-        clone.__dict__.update(self.__dict__)
+        """The same exact path searching `window` (a file's header may name its own)."""
+        clone = copy.copy(self)
         clone.window = window
         return clone
 
