@@ -65,9 +65,9 @@ def seed_image(height: int, width: int, mode: str, seed: int = 0) -> np.ndarray:
     return np.concatenate([colour, alpha[..., None]], axis=2) if mode.endswith("A") else colour
 
 
-def make_seeds(device: str = "cpu") -> list[bytes]:
+def make_seeds(device: str = "cpu", model: str = "hyperprior") -> list[bytes]:
     """Valid .lic files of every mode, small sizes and low and high qualities."""
-    codec = lccodec.open_model("hyperprior", device)
+    codec = lccodec.open_model(model, device)
     lo, hi = codec.quality_range
     out = []
     for i, (h, w, mode, q) in enumerate(SEED_IMAGES):
@@ -344,10 +344,11 @@ def havoc(rng: random.Random, seed: bytes) -> tuple[str, bytes]:
     return "havoc", data
 
 
-def run_deep(cases: int, seed: int, minutes: float | None, progress: bool = True) -> Stats:
+def run_deep(cases: int, seed: int, minutes: float | None, progress: bool = True,
+             model: str = "hyperprior") -> Stats:
     """Structured rounds first, then random stacked mutations until `cases` or `minutes`."""
     rng = random.Random(seed)
-    seeds = make_seeds()
+    seeds = make_seeds(model=model)
     stats = Stats()
     deadline = time.monotonic() + 60 * minutes if minutes else None
     run_round(rng, seeds, stats)
@@ -390,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cases", type=int, default=10000, help="stop after this many cases")
     p.add_argument("--minutes", type=float, default=None, help="stop after this long")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", default="hyperprior", help="the model that makes the seed files")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--json", type=Path, default=None, help="write the summary here")
     p.add_argument("--atheris", action="store_true",
@@ -408,8 +410,8 @@ def main(argv: list[str] | None = None) -> int:
         run_atheris(rest)
         return 0
     start = time.perf_counter()
-    stats = run_deep(args.cases, args.seed, args.minutes)
-    summary = stats.summary() | {"seed": args.seed, "seconds": round(time.perf_counter() - start, 1)}
+    stats = run_deep(args.cases, args.seed, args.minutes, model=args.model)
+    summary = stats.summary() | {"model": args.model, "seed": args.seed, "seconds": round(time.perf_counter() - start, 1)}
     print(f"{stats.cases} cases in {summary['seconds']} s; outcomes {dict(stats.outcomes)}; "
           f"slowest {stats.max_seconds:.3f} s ({stats.slowest}); {len(stats.findings)} findings")
     for f in stats.findings[:20]:
