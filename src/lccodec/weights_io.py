@@ -76,8 +76,8 @@ def read_metadata(path: str | os.PathLike) -> dict:
     return meta
 
 
-def load_weights(path: str | os.PathLike, model: torch.nn.Module) -> dict:
-    """Load parameters into `model` and its tables; verify the weights_id. Returns metadata."""
+def _read_verified(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray], int]:
+    """(metadata, every tensor, weights_id) of a weights file whose checksum matches."""
     meta = read_metadata(path)
     try:
         with safe_open(str(path), framework="numpy") as f:
@@ -87,8 +87,37 @@ def load_weights(path: str | os.PathLike, model: torch.nn.Module) -> dict:
     wid = tensors_id(arrays)
     if f"{wid:08x}" != meta.get("weights_id"):
         raise ModelError(f"weights '{path}' are corrupt (checksum mismatch)")
+    return meta, arrays, wid
+
+
+def _float_state(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(v.astype(np.float32)) for k, v in arrays.items() if not k.startswith(TABLE_PREFIX)}
+
+
+def weights_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The parameters of a weights file as float32 tensors (checksum verified, tables left out)."""
+    return _float_state(_read_verified(path)[1])
+
+
+@torch.no_grad()
+def copy_matching(
+    model: torch.nn.Module, state: dict[str, torch.Tensor], overrides: dict[str, torch.Tensor] | None = None
+) -> list[str]:
+    """Warm-start helper: load every tensor of `state` whose name and shape `model` shares, then
+    `overrides`; returns the names copied from `state`."""
+    own = model.state_dict()
+    copied = [k for k, v in state.items() if k in own and own[k].shape == v.shape]
+    own.update({k: state[k] for k in copied})
+    own.update(overrides or {})
+    model.load_state_dict(own)
+    return copied
+
+
+def load_weights(path: str | os.PathLike, model: torch.nn.Module) -> dict:
+    """Load parameters into `model` and its tables; verify the weights_id. Returns metadata."""
+    meta, arrays, wid = _read_verified(path)
     tables = {k[len(TABLE_PREFIX):]: v for k, v in arrays.items() if k.startswith(TABLE_PREFIX)}
-    state = {k: torch.from_numpy(v.astype(np.float32)) for k, v in arrays.items() if k not in tables and not k.startswith(TABLE_PREFIX)}
+    state = _float_state(arrays)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ModelError(f"weights '{path}' do not fit model {model.name}: missing {missing[:3]}, unexpected {unexpected[:3]}")

@@ -164,14 +164,9 @@ def init_from_hyperprior(model: ContextModel, hyperprior_weights: str | Path) ->
     them, layer 3 subtracts the offset; the remaining units start random and read the context,
     and their weights into the output start at zero. Training then learns to use the context.
     """
-    from .registry import build_model, model_by_name
-    from ..weights_io import load_weights
+    from ..weights_io import copy_matching, weights_state
 
-    hyper = build_model(model_by_name("hyperprior"), model.config)
-    load_weights(hyperprior_weights, hyper)
-    own = model.state_dict()
-    own.update({k: v for k, v in hyper.state_dict().items() if k in own and own[k].shape == v.shape})
-    model.load_state_dict(own)
+    copy_matching(model, weights_state(hyperprior_weights))
     M = model.config["M"]
     l1, l2, l3 = (m for m in model.entropy_parameters if isinstance(m, nn.Conv2d))
     eye = torch.eye(2 * M)

@@ -94,19 +94,19 @@ def warm_start(model: nn.Module, hyper_state: dict[str, torch.Tensor]) -> list[s
     The light h_s keeps the hyperprior's first layer and the K hidden channels of its second
     layer that its last layer weighs most. Returns the names copied.
     """
+    from ..weights_io import copy_matching
+
     own = model.state_dict()
-    copied = [k for k, v in hyper_state.items() if k in own and own[k].shape == v.shape]
-    own.update({k: hyper_state[k] for k in copied})
+    pruned: dict[str, torch.Tensor] = {}
     w2, b2, w3 = hyper_state["h_s.2.weight"], hyper_state["h_s.2.bias"], hyper_state["h_s.4.weight"]
     k = own["h_s.2.weight"].shape[1]
     if own["h_s.2.weight"].shape[0] == w2.shape[0] and own["h_s.4.weight"].shape[0] == w3.shape[0]:
         keep = torch.argsort(w3.flatten(2).norm(dim=2).norm(dim=0), descending=True)[:k]
-        own["h_s.2.weight"], own["h_s.2.bias"] = w2[:, keep].clone(), b2[keep].clone()
+        pruned["h_s.2.weight"], pruned["h_s.2.bias"] = w2[:, keep].clone(), b2[keep].clone()
         if own["h_s.4.weight"].shape[2:] == w3.shape[2:]:
-            own["h_s.4.weight"], own["h_s.4.bias"] = w3[:, keep].clone(), hyper_state["h_s.4.bias"].clone()
-            copied += ["h_s.2 (pruned)", "h_s.4 (pruned)"]
-    model.load_state_dict(own)
-    return copied
+            pruned["h_s.4.weight"], pruned["h_s.4.bias"] = w3[:, keep].clone(), hyper_state["h_s.4.bias"].clone()
+    copied = copy_matching(model, hyper_state, pruned)
+    return copied + (["h_s.2 (pruned)", "h_s.4 (pruned)"] if "h_s.4.weight" in pruned else [])
 
 
 def layers_for_quality(quality: float) -> int:

@@ -276,16 +276,15 @@ def init_from_hyperprior(model: ReferenceModel, weights: str | Path) -> Referenc
     The last layer of params_full starts at zero, so the fresh model codes exactly like the
     hyperprior, and training then learns to use context and reference.
     """
-    from safetensors import safe_open
+    from ..weights_io import copy_matching, weights_state
 
-    with safe_open(str(weights), framework="pt") as f:
-        theirs = {k: f.get_tensor(k).float() for k in f.keys() if not k.startswith("tables.")}
-    own = model.state_dict()
-    own.update({k: v for k, v in theirs.items() if k in own and own[k].shape == v.shape})
+    theirs = weights_state(weights)
+    overrides = {}
     ctx_w = theirs.get("context_prediction.weight")
-    if ctx_w is not None and ctx_w.shape[2:] == (5, 5):
-        own["context_prediction.weight"] = torch.stack([ctx_w[:, :, HALF + dr, HALF + dc] for dr, dc in TAPS], 2)
-    model.load_state_dict(own)
+    if ctx_w is not None and ctx_w.shape[2:] == (5, 5):  # a context model's 5×5: keep its taps
+        overrides["context_prediction.weight"] = torch.stack(
+            [ctx_w[:, :, HALF + dr, HALF + dc] for dr, dc in TAPS], 2)
+    copy_matching(model, theirs, overrides)
     last = model.params_full[-1]
     last.weight.zero_()  # no correction yet: (μ, σ) are the hyperprior's
     last.bias.zero_()

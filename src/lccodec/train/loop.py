@@ -208,20 +208,15 @@ def make_optimizer(model: nn.Module, lr: float, fused: bool = False) -> torch.op
 def warm_start(model: nn.Module, weights: str) -> str:
     """Initialise `model` from a weights file: its own `warm_start` if it has one, else every
     tensor of the same name and shape. Returns a short description."""
-    from safetensors import safe_open
+    from ..weights_io import copy_matching, weights_state
 
     if not Path(weights).is_file():
         raise LicError(f"--init: no weights file '{weights}'")
     if hasattr(model, "warm_start"):
         model.warm_start(weights)
         return f"{type(model).__name__}.warm_start"
-    with safe_open(weights, framework="pt") as f:
-        theirs = {k: f.get_tensor(k).float() for k in f.keys()}
-    own = model.state_dict()
-    same = [k for k, v in theirs.items() if k in own and own[k].shape == v.shape]
-    own.update({k: theirs[k] for k in same})
-    model.load_state_dict(own)
-    return f"{len(same)} of {len(own)} tensors copied"
+    same = copy_matching(model, weights_state(weights))
+    return f"{len(same)} of {len(model.state_dict())} tensors copied"
 
 
 def _setup_model(config: TrainConfig, device: torch.device, log: Callable[[str], None]):
