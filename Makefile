@@ -1,12 +1,21 @@
 # make demo  — set up .venv (torch 2.13.0 CPU first, then lic) and run a real encode/decode
 # make test  — same set-up, then the test suite
+# make train / make train-stop / make train-status — a training round of MODEL in the background
+#   (docs/training.md): continue from runs/MODEL/ck, else the shipped weights, else fresh;
+#   stop = cool down, export, measure Kodak, install weights/MODEL.safetensors, log the round
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lic-installed
 OUT    := out
+MODEL  ?= hyperprior
+DATA   ?= ../shared/data/train
+KODAK  ?= ../shared/data/kodak
+MINUTES  ?= 175
+COOLDOWN ?= 25
+ROUNDS := $(BIN)/python -m lccodec.train.rounds
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean train train-stop train-status
 
 install: $(STAMP)
 
@@ -26,6 +35,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+train: $(STAMP)
+	$(ROUNDS) start --model $(MODEL) --data $(DATA) --minutes $(MINUTES) --cooldown-minutes $(COOLDOWN)
+
+train-stop: $(STAMP)
+	$(ROUNDS) stop --model $(MODEL) --kodak $(KODAK)
+
+train-status: $(STAMP)
+	$(ROUNDS) status --model $(MODEL)
 
 clean:
 	rm -rf $(OUT) build *.egg-info src/*.egg-info

@@ -36,7 +36,8 @@ def data_dir(tmp_path_factory):
 
 def tiny_config(data_dir, **kw) -> TrainConfig:
     base = dict(model_config=TINY, data=str(data_dir), steps=8, batch=2, crop=64, lr=2e-3,
-                warmup=2, threads=2, log_every=1, seed=3)
+                warmup=2, threads=2, log_every=1, seed=3, compile=False, bf16=False,
+                channels_last=False)
     base.update(kw)
     return TrainConfig(**base)
 
@@ -153,7 +154,7 @@ def test_cli_trains_exports_and_reports_errors(data_dir, tmp_path):
     out = tmp_path / "cli.safetensors"
     res = runner.invoke(train_command, [
         "--data", str(data_dir), "--config", "N=16", "--config", "M=24", "--steps", "2",
-        "--batch", "1", "--crop", "64", "--threads", "2", "--export", str(out),
+        "--batch", "1", "--crop", "64", "--threads", "2", "--export", str(out), "--no-compile",
     ])
     assert res.exit_code == 0, res.output
     assert out.is_file() and "exported" in res.output
@@ -194,3 +195,43 @@ def test_compact_checkpoint_restores_every_tensor(tmp_path):
     load_checkpoint(tmp_path, fresh)
     for name, t in model.state_dict().items():
         assert torch.equal(t.half().float(), fresh.state_dict()[name]), name
+
+
+def test_fast_path_defaults_on_cpu():
+    from lccodec.train.loop import fast_path_defaults
+
+    fast = fast_path_defaults(torch.device("cpu"))
+    assert set(fast) == {"bf16", "channels_last", "compile"} and fast["channels_last"] is True
+
+
+def test_constant_schedule_cools_down_and_keeps_the_undecayed_checkpoint(data_dir, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    lines: list[str] = []
+    result = train(tiny_config(data_dir, steps=None, stop_at=8, schedule="constant", cooldown_steps=3,
+                               warmup=2, checkpoint=str(ckpt)), log=lines.append)
+    lrs = [h["lr"] for h in result.history]
+    assert result.step == 8 and read_index(ckpt)["step"] == 5  # the state before the cool-down
+    assert lrs[1:5] == [pytest.approx(2e-3)] * 4  # warm-up of 2 steps, then constant
+    assert lrs[5] > lrs[6] > lrs[7] and lrs[7] < 2e-3 * 0.5
+    assert any(line.startswith("cool-down: 3 steps from step 5") for line in lines)
+
+
+def test_stop_file_starts_the_cool_down(data_dir, tmp_path):
+    stop = tmp_path / "STOP"
+    stop.touch()
+    result = train(tiny_config(data_dir, steps=None, schedule="constant", cooldown_steps=2,
+                               stop_file=str(stop)), log=quiet)
+    assert result.step == 2
+
+
+def test_continue_from_weights_keeps_steps_minutes_and_config(data_dir, tmp_path):
+    first = train(tiny_config(data_dir, steps=3, model_config={**TINY, "linear_path": True}), log=quiet)
+    path = tmp_path / "w.safetensors"
+    export_model(first.model, path, make_manifest(first.meta))
+    lines: list[str] = []
+    second = train(tiny_config(data_dir, steps=None, stop_at=5, schedule="constant", cooldown_steps=0,
+                               model_config={}, continue_from=str(path)), log=lines.append)
+    assert second.step == 5 and second.model.config.get("linear_path") is True
+    assert second.device_seconds > first.device_seconds * 0.99 - 1.0
+    assert any("continuing" in line and "at step 3" in line for line in lines)
+    assert second.history[0]["lr"] < 2e-3 * 0.05  # Adam re-warms

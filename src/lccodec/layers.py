@@ -130,3 +130,56 @@ class TapConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.full_weight().to(x.dtype), self.bias.to(x.dtype), padding=self.kernel // 2)
+
+
+# Orthonormal colour transform (luma-like, two colour differences) used by the linear path.
+_COLOUR = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, -1.0], [1.0, -2.0, 1.0]])
+_COLOUR = _COLOUR / _COLOUR.norm(dim=1, keepdim=True)
+
+
+def _haar_matrix(n: int) -> torch.Tensor:
+    """The n×n orthonormal Haar matrix (n a power of 2), rows ordered coarse to fine."""
+    h = torch.ones(1, 1)
+    while h.shape[0] < n:
+        k = h.shape[0]
+        h = torch.cat([torch.kron(h, torch.tensor([[1.0, 1.0]])),
+                       torch.kron(torch.eye(k), torch.tensor([[1.0, -1.0]]))]) / math.sqrt(2.0)
+    return h
+
+
+def haar_lowpass_basis(block: int = 16, keep: int = 8) -> torch.Tensor:
+    """(3·keep², 3, block, block): an orthonormal basis of the colour images that are constant
+    on (block/keep)² pixel cells of a block² block: the keep² coarsest 2-D Haar functions per
+    channel of an orthonormal colour transform (what a block/keep-times downsampled image holds)."""
+    rows = _haar_matrix(keep).repeat_interleave(block // keep, dim=1) / math.sqrt(block // keep)
+    spatial = torch.einsum("ik,jl->ijkl", rows, rows).reshape(keep * keep, block, block)
+    return torch.einsum("cd,nkl->cndkl", _COLOUR, spatial).reshape(3 * keep * keep, 3, block, block)
+
+
+class LinearAnalysis(nn.Conv2d):
+    """A linear path beside the analysis transform (after AuxT, Li et al. 2025): a block-wise
+    (stride = block) linear map of the image to the latent, initialised to `scale`·Haar low-pass
+    coefficients so that at step 0 the latent already codes a coarse image; trained with the rest."""
+
+    def __init__(self, channels: int, block: int = 16, scale: float = 6.0) -> None:
+        super().__init__(3, channels, block, stride=block)
+        with torch.no_grad():
+            self.weight.zero_()
+            self.bias.zero_()
+            basis = haar_lowpass_basis(block)
+            n = min(channels, basis.shape[0])
+            self.weight[:n] = scale * basis[:n]
+
+
+class LinearSynthesis(nn.ConvTranspose2d):
+    """The synthesis side of the linear path: the transpose of :class:`LinearAnalysis`'s
+    initial map divided by `scale` (its inverse on the kept coefficients)."""
+
+    def __init__(self, channels: int, block: int = 16, scale: float = 6.0) -> None:
+        super().__init__(channels, 3, block, stride=block)
+        with torch.no_grad():
+            self.weight.zero_()
+            self.bias.zero_()
+            basis = haar_lowpass_basis(block)
+            n = min(channels, basis.shape[0])
+            self.weight[:n] = basis[:n] / scale

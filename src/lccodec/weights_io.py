@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import os
 import zlib
-from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.numpy import save as save_numpy
 
+from .atomic import write_bytes_atomic
 from .errors import ModelError
 
 TABLE_PREFIX = "tables."
@@ -56,11 +56,7 @@ def save_weights(
         "weights_id": f"{wid:08x}",
         "manifest": json.dumps(manifest, sort_keys=True),
     }
-    data = save_numpy(arrays, metadata=meta)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, save_numpy(arrays, metadata=meta))
     return wid
 
 

@@ -60,7 +60,7 @@ class Coarse2FineModel(HyperpriorModel):
 
     # ----------------------------------------------------------------- training
     def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict:
-        y = self.g_a(x) * self.gain(quality)[:, :, None, None]
+        y = self.analysis(x) * self.gain(quality)[:, :, None, None]
         z1 = self.h_a(y)
         z2 = self.h_a2(z1)
         z2_lik = self.z_density.likelihood(z2 + torch.empty_like(z2).uniform_(-0.5, 0.5))
@@ -72,7 +72,7 @@ class Coarse2FineModel(HyperpriorModel):
         y_lik = gaussian_likelihood(y + torch.empty_like(y).uniform_(-0.5, 0.5), mean, _lower_bound(scale, 0.11))
         y_hat = _ste_round(y - mean) + mean
         agg = self.agg1(z1_hat + self.agg2(z2_hat))
-        x_hat = self.g_s(y_hat * self.inv_gain(quality)[:, :, None, None] + agg)
+        x_hat = self.synthesis(y_hat * self.inv_gain(quality)[:, :, None, None] + agg)
         return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z1_lik, "z2": z2_lik}}
 
     # ------------------------------------------------------------ exact nets
@@ -163,7 +163,7 @@ class Coarse2FineModel(HyperpriorModel):
         q = torch.tensor([quality], device=device)
         agg = self.agg1(real("z1") + self.agg2(lat["z2_hat"].to(device, torch.float32)))
         y_in = (real("y") * self.inv_gain(q)[:, :, None, None] + agg).contiguous(memory_format=torch.channels_last)
-        return run_tiled(self.g_s, y_in, 16, SYNTHESIS_TILE, SYNTHESIS_HALO).clamp_(0.0, 1.0)
+        return run_tiled(self.synthesis, y_in, 16, SYNTHESIS_TILE, SYNTHESIS_HALO).clamp_(0.0, 1.0)
 
     @torch.no_grad()
     def decompress(

@@ -78,7 +78,7 @@ class ContextModel(HyperpriorModel):
         scale = _lower_bound(scale, 0.11)
         y_lik = gaussian_likelihood(y_noisy, mean, scale)
         y_hat = _ste_round(y - mean) + mean
-        x_hat = self.g_s(y_hat * self.inv_gain(quality)[:, :, None, None])
+        x_hat = self.synthesis(y_hat * self.inv_gain(quality)[:, :, None, None])
         return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}}
 
     # ------------------------------------------------------------ exact context

@@ -25,10 +25,11 @@ from ..container import LAYER_Y, LAYER_Z, STREAM_Y, STREAM_Z, Stream
 from ..entropy_models import FactorizedDensity, gaussian_likelihood, scale_levels
 from ..errors import FormatError
 from ..exact import ACT_BITS, ExactNet
-from ..layers import GDN, GSDN, QualityGain, conv, deconv
+from ..layers import GDN, GSDN, LinearAnalysis, LinearSynthesis, QualityGain, conv, deconv
 from ..tiling import run_tiled
 
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+LINEAR_START_SCALE = 0.01  # with a linear path, g_s's last layer starts this much smaller
 Z_GRID = 255  # z tables are built from the density on -Z_GRID..Z_GRID
 # Transforms run on tiles (with halos wider than their receptive fields) so that memory stays
 # bounded on large images: image tiles of 1024 px with a 64 px halo, latent tiles of 64 with 4.
@@ -53,13 +54,21 @@ class HyperpriorModel(nn.Module):
     stride = 64  # the image is padded to a multiple of this
 
     def __init__(
-        self, N: int = 128, M: int = 192, lambdas: tuple[float, ...] = LAMBDAS, gsdn: bool = False
+        self,
+        N: int = 128,
+        M: int = 192,
+        lambdas: tuple[float, ...] = LAMBDAS,
+        gsdn: bool = False,
+        linear_path: bool = False,
     ) -> None:
-        """`gsdn`: GSDN / IGSDN (Qian et al. 2021) in the transforms instead of GDN / IGDN."""
+        """`gsdn`: GSDN / IGSDN (Qian et al. 2021) in the transforms instead of GDN / IGDN.
+        `linear_path`: a block-linear path beside g_a and g_s (:class:`LinearAnalysis`)."""
         super().__init__()
         self.config = {"N": N, "M": M, "lambdas": list(lambdas)}
         if gsdn:
             self.config["gsdn"] = True
+        if linear_path:
+            self.config["linear_path"] = True
         self.lambdas = tuple(lambdas)
         norm = GSDN if gsdn else GDN
         self.g_a = nn.Sequential(
@@ -76,6 +85,12 @@ class HyperpriorModel(nn.Module):
         self.h_s = nn.Sequential(
             deconv(N, M), nn.ReLU(), deconv(M, M * 3 // 2), nn.ReLU(), conv(M * 3 // 2, 2 * M, 3, 1)
         )
+        self.g_a_linear = LinearAnalysis(M) if linear_path else None
+        self.g_s_linear = LinearSynthesis(M) if linear_path else None
+        if linear_path:  # start as the linear codec: the non-linear synthesis adds almost nothing
+            with torch.no_grad():
+                self.g_s[-1].weight.mul_(LINEAR_START_SCALE)
+                self.g_s[-1].bias.zero_()
         self.gain = QualityGain(len(lambdas), M, lambdas)
         self.inv_gain = QualityGain(len(lambdas), M, lambdas, inverse=True)
         self.z_density = FactorizedDensity(N)
@@ -86,23 +101,34 @@ class HyperpriorModel(nn.Module):
     def quality_range(self) -> tuple[float, float]:
         return (1.0, float(len(self.lambdas)))
 
+    # --------------------------------------------------------------- transforms
+    def analysis(self, x: torch.Tensor) -> torch.Tensor:
+        """g_a(x), plus the linear path where the model has one."""
+        y = self.g_a(x)
+        return y if self.g_a_linear is None else y + self.g_a_linear(x)
+
+    def synthesis(self, y: torch.Tensor) -> torch.Tensor:
+        """g_s(y), plus the linear path where the model has one."""
+        x = self.g_s(y)
+        return x if self.g_s_linear is None else x + self.g_s_linear(y)
+
     # ----------------------------------------------------------------- training
     def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict:
         """Training pass: x in [0, 1], quality (B,) floats. Returns x_hat and likelihoods."""
-        y = self.g_a(x) * self.gain(quality)[:, :, None, None]
+        y = self.analysis(x) * self.gain(quality)[:, :, None, None]
         z = self.h_a(y)
         z_lik = self.z_density.likelihood(z + torch.empty_like(z).uniform_(-0.5, 0.5))
         mean, scale = self.h_s(_ste_round(z)).chunk(2, dim=1)
         scale = _lower_bound(scale, 0.11)
         y_lik = gaussian_likelihood(y + torch.empty_like(y).uniform_(-0.5, 0.5), mean, scale)
         y_hat = _ste_round(y - mean) + mean
-        x_hat = self.g_s(y_hat * self.inv_gain(quality)[:, :, None, None])
+        x_hat = self.synthesis(y_hat * self.inv_gain(quality)[:, :, None, None])
         return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}}
 
     def _train_latents(self, x: torch.Tensor, quality: torch.Tensor):
         """Shared start of the context models' training passes: (y', z likelihood, hyper
         features h_s(round(z)), y' + uniform noise)."""
-        y = self.g_a(x) * self.gain(quality)[:, :, None, None]
+        y = self.analysis(x) * self.gain(quality)[:, :, None, None]
         z = self.h_a(y)
         z_lik = self.z_density.likelihood(z + torch.empty_like(z).uniform_(-0.5, 0.5))
         hyper = self.h_s(_ste_round(z))
@@ -155,8 +181,8 @@ class HyperpriorModel(nn.Module):
 
     @torch.no_grad()
     def analyze(self, x: torch.Tensor) -> torch.Tensor:
-        """The quality-independent analysis g_a(x) of a padded (1, 3, H, W) image in [0, 1]."""
-        return run_tiled(self.g_a, x, Fraction(1, 16), ANALYSIS_TILE, ANALYSIS_HALO)
+        """The quality-independent analysis of of a padded (1, 3, H, W) image in [0, 1]."""
+        return run_tiled(self.analysis, x, Fraction(1, 16), ANALYSIS_TILE, ANALYSIS_HALO)
 
     @torch.no_grad()
     def compress(
@@ -194,7 +220,7 @@ class HyperpriorModel(nn.Module):
         y_hat = (residual.to(torch.float32) + mean).to(device, memory_format=torch.channels_last)
         q = torch.tensor([quality], device=device)
         y_hat = y_hat * self.inv_gain(q)[:, :, None, None]
-        return run_tiled(self.g_s, y_hat, 16, SYNTHESIS_TILE, SYNTHESIS_HALO).clamp_(0.0, 1.0)
+        return run_tiled(self.synthesis, y_hat, 16, SYNTHESIS_TILE, SYNTHESIS_HALO).clamp_(0.0, 1.0)
 
     def _decode_z(
         self, streams: dict[int, Stream], padded_hw: tuple[int, int], escapes: EscapeReader

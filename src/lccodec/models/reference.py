@@ -124,7 +124,7 @@ class ReferenceModel(HyperpriorModel):
         lik_ref, _ = lik(self.params_ref(torch.cat([ctx, ref], dim=1)))
         lik_full, mean = lik(hyper + self.params_full(torch.cat([ctx, ref, hyper], dim=1)))
         y_hat = _ste_round(y - mean) + mean
-        x_hat = self.g_s(y_hat * self.inv_gain(quality)[:, :, None, None])
+        x_hat = self.synthesis(y_hat * self.inv_gain(quality)[:, :, None, None])
         w_ctx, w_ref, w_full = self.rate_weights
         return {
             "x_hat": x_hat,

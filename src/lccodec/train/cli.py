@@ -53,6 +53,8 @@ def _parse_qualities(text: str | None) -> list[int] | None:
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue from this checkpoint folder.")
 @click.option("--init", "init_weights", type=click.Path(dir_okay=False),
               help="Warm start a fresh run from this weights file (e.g. the hyperprior's).")
+@click.option("--continue", "continue_from", type=click.Path(dir_okay=False),
+              help="Continue training this weights file: its config, step count and minutes (Adam re-warms).")
 @click.option("--freeze", help="Leave parameters with these name prefixes untrained, e.g. g_a,g_s.")
 @click.option("--checkpoint", type=click.Path(file_okay=False), help="Write checkpoints into this folder.")
 @click.option("--checkpoint-kind", type=click.Choice(["full", "compact"]), default="full", show_default=True,
@@ -63,15 +65,28 @@ def _parse_qualities(text: str | None) -> list[int] | None:
 @click.option("--export-only", is_flag=True, help="Export the --resume checkpoint without training.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 ...")
 @click.option("--compile/--no-compile", "use_compile", default=None,
-              help="torch.compile the model (default: on CUDA only).")
+              help="torch.compile the model (default: on where a C++ compiler is found, and on CUDA).")
+@click.option("--bf16/--no-bf16", "bf16", default=None,
+              help="bf16 autocast for the transforms (default: on CUDA and on CPUs with AMX/AVX512-BF16).")
+@click.option("--channels-last/--no-channels-last", "channels_last", default=None,
+              help="channels_last memory layout (default: on).")
+@click.option("--schedule", type=click.Choice(["cosine", "constant"]), default="cosine", show_default=True,
+              help="cosine: warm-up and decay over the plan; constant: warm-up, constant lr, and a "
+                   "cool-down at the end of every run (the checkpoint keeps the undecayed state).")
+@click.option("--cooldown-minutes", default=0.0, show_default=True, type=click.FloatRange(min=0.0),
+              help="constant schedule: minutes of lr decay at the end of the run.")
+@click.option("--stop-file", type=click.Path(dir_okay=False),
+              help="constant schedule: when this file appears, cool down, checkpoint and stop.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--log-every", default=50, show_default=True, type=click.IntRange(min=1))
 def train_command(
     model: str, config_items: tuple[str, ...], data: str | None, steps: int | None,
     plan_minutes: float | None, minutes: float | None, stop_at: int | None, qualities: str | None, batch: int, crop: int, lr: float, warmup: int | None,
-    resume: str | None, init_weights: str | None, freeze: str | None, checkpoint: str | None, checkpoint_kind: str, checkpoint_minutes: float,
+    resume: str | None, init_weights: str | None, continue_from: str | None, freeze: str | None, checkpoint: str | None, checkpoint_kind: str, checkpoint_minutes: float,
     export_path: str | None, export_only: bool, device: str, use_compile: bool | None,
+    bf16: bool | None, channels_last: bool | None, schedule: str, cooldown_minutes: float,
+    stop_file: str | None,
     threads: int | None, seed: int, log_every: int,
 ) -> None:
     """Train a model with variable rate (one run covers every quality) and export its weights.
@@ -100,9 +115,10 @@ def train_command(
         config = TrainConfig(
             model=model, model_config=_parse_config(config_items), data=data, steps=steps,
             plan_minutes=plan_minutes, minutes=minutes, stop_at=stop_at, qualities=_parse_qualities(qualities), batch=batch, crop=crop, lr=lr, warmup=warmup, device=device,
-            compile=use_compile, threads=threads, seed=seed, log_every=log_every,
+            compile=use_compile, bf16=bf16, channels_last=channels_last, schedule=schedule,
+            cooldown_minutes=cooldown_minutes, stop_file=stop_file, threads=threads, seed=seed, log_every=log_every,
             checkpoint=checkpoint, checkpoint_kind=checkpoint_kind,
-            checkpoint_minutes=checkpoint_minutes, resume=resume, init=init_weights,
+            checkpoint_minutes=checkpoint_minutes, resume=resume, init=init_weights, continue_from=continue_from,
             freeze=[f for f in (freeze or "").split(",") if f] or None,
         )
         result = train(config, log=lambda line: click.echo(line, err=True))

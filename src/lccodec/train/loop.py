@@ -31,6 +31,7 @@ from .data import CropSampler, CropSpec, image_files, load_images
 
 PROBE_STEPS = 20  # steps timed to turn a --minutes budget into a planned step count
 REWARM_STEPS = 100  # lr ramp after resuming without optimizer state
+CONSTANT_WARMUP = 500  # warm-up steps of the constant schedule
 
 
 @dataclass
@@ -59,9 +60,9 @@ class TrainConfig:
     warmup: int | None = None
     clip: float = 1.0
     device: str = "auto"
-    compile: bool | None = None  # None: on CUDA only
-    channels_last: bool | None = None  # None: on CUDA only
-    bf16: bool | None = None  # None: on CUDA only
+    compile: bool | None = None  # None: wherever available (see fast_path_defaults)
+    channels_last: bool | None = None  # None: on
+    bf16: bool | None = None  # None: wherever bf16 is fast (CUDA, a CPU with AVX512-BF16/AMX)
     threads: int | None = None
     seed: int = 0
     log_every: int = 50
@@ -70,7 +71,12 @@ class TrainConfig:
     checkpoint_minutes: float = 5.0
     resume: str | None = None
     init: str | None = None  # warm start a fresh run from this weights file
+    continue_from: str | None = None  # continue training a weights file (its steps, minutes, config)
     freeze: list[str] | None = None  # parameter-name prefixes left untrained
+    schedule: str = "cosine"  # or "constant": warm-up, constant lr, a cool-down at the run's end
+    cooldown_minutes: float = 0.0  # "constant": the last minutes of --minutes, decaying the lr
+    cooldown_steps: int | None = None  # "constant": the cool-down in steps (else from the minutes)
+    stop_file: str | None = None  # "constant": when this file appears, cool down and stop
 
 
 @dataclass
@@ -111,8 +117,32 @@ def lr_at(step: int, total: int, warmup: int, base: float, final_ratio: float) -
     return base * (final_ratio + (1.0 - final_ratio) * 0.5 * (1.0 + math.cos(math.pi * t)))
 
 
+def cooldown_lr(done: int, length: int, base: float, final_ratio: float) -> float:
+    """The cool-down of a constant schedule: linear from `base` to base·final_ratio over `length` steps."""
+    t = min(1.0, done / max(1, length))
+    return base * (1.0 - (1.0 - final_ratio) * t)
+
+
 def default_warmup(total: int) -> int:
     return max(1, min(1000, total // 20))
+
+
+def fast_path_defaults(device: torch.device) -> dict[str, bool]:
+    """Which of bf16 autocast, channels_last and torch.compile a run uses unless told otherwise.
+
+    CUDA: all three. CPU: bf16 where oneDNN has fast bf16 kernels (AVX512-BF16 or AMX),
+    channels_last always, torch.compile where a C++ compiler is on PATH (inductor needs one).
+    """
+    if device.type == "cuda":
+        return {"bf16": True, "channels_last": True, "compile": True}
+    import shutil
+
+    try:
+        bf16 = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        bf16 = False
+    compiler = any(shutil.which(c) for c in ("g++", "c++", "clang++"))
+    return {"bf16": bf16, "channels_last": True, "compile": compiler}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -219,15 +249,42 @@ def warm_start(model: nn.Module, weights: str) -> str:
     return f"{len(same)} of {len(model.state_dict())} tensors copied"
 
 
+def _continuation_index(weights: str) -> dict:
+    """Checkpoint-index fields of a weights file, to continue training it: its model, config,
+    steps and device time from the manifest; no optimizer state."""
+    from ..weights_io import read_metadata
+
+    if not Path(weights).is_file():
+        raise LicError(f"--continue: no weights file '{weights}'")
+    meta = read_metadata(weights)
+    manifest = meta.get("manifest", {})
+    return {
+        "weights": weights, "model": meta.get("model"), "model_config": meta.get("config", {}),
+        "step": int(manifest.get("steps", 0)),
+        "device_seconds": float(manifest.get("device_minutes", 0.0)) * 60.0,
+        "devices": [d for d in str(manifest.get("device", "")).split(", ") if d and d != "unknown"],
+        "optimizer_loaded": False,
+    }
+
+
 def _setup_model(config: TrainConfig, device: torch.device, log: Callable[[str], None]):
     """Model, optimizer and the state to resume from (a fresh run when config.resume is None)."""
     from ..models import build_model, model_by_name  # lazy: models import the entropy coder
 
     index = read_index(config.resume) if config.resume else {}
+    if config.continue_from and not index:
+        index = _continuation_index(config.continue_from)
     spec = model_by_name(index.get("model", config.model))
     torch.manual_seed(config.seed)  # the initial weights
     model = build_model(spec, index.get("model_config", config.model_config))
-    if config.init and not index:
+    if index.get("weights"):
+        from ..weights_io import copy_matching, weights_state
+
+        state = weights_state(index["weights"])
+        if len(copy_matching(model, state)) != len(model.state_dict()):
+            raise LicError(f"cannot continue from '{index['weights']}': it does not hold every tensor of {spec.name}")
+        log(f"continuing {index['weights']} at step {index['step']} (Adam re-warms)")
+    elif config.init and not index:
         log(f"warm start from {config.init}: {warm_start(model, config.init)}")
     frozen = [n for n, p in model.named_parameters() if any(n.startswith(f) for f in config.freeze or [])]
     if config.freeze and not frozen:
@@ -236,7 +293,7 @@ def _setup_model(config: TrainConfig, device: torch.device, log: Callable[[str],
         p.requires_grad_(name not in frozen)
     model = model.to(device)
     optimizer = make_optimizer(model, config.lr, fused=device.type == "cuda")
-    if index:
+    if index and not index.get("weights"):
         index = load_checkpoint(config.resume, model, optimizer)
         log(f"resumed at step {index['step']} from {config.resume} ({index['kind']} checkpoint)")
     return model, optimizer, index
@@ -248,11 +305,15 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     cuda = device.type == "cuda"
-    use_compile = cuda if config.compile is None else config.compile
-    use_cl = cuda if config.channels_last is None else config.channels_last
-    use_bf16 = cuda if config.bf16 is None else config.bf16
+    fast = fast_path_defaults(device)
+    use_compile = fast["compile"] if config.compile is None else config.compile
+    use_cl = fast["channels_last"] if config.channels_last is None else config.channels_last
+    use_bf16 = fast["bf16"] if config.bf16 is None else config.bf16
     if config.batch < 1 or config.crop < 64 or config.crop % 64:
         raise LicError("--batch must be >= 1 and --crop a multiple of 64")
+    if config.schedule not in ("cosine", "constant"):
+        raise LicError(f"unknown schedule '{config.schedule}' (cosine or constant)")
+    constant = config.schedule == "constant"
 
     model, optimizer, index = _setup_model(config, device, log)
     step = int(index.get("step", 0))
@@ -260,7 +321,11 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
     devices = list(index.get("devices", []))
     warmup = config.warmup or index.get("warmup")
     rewarm_from = step if index and not index["optimizer_loaded"] else None
-    if config.steps:
+    if constant:  # the lr does not depend on a plan; the run ends on time, a step or the stop file
+        if not (config.steps or config.minutes or config.stop_at or config.stop_file):
+            raise LicError("the constant schedule needs an end: --steps, --minutes, --until or --stop-file")
+        plan = Plan(config.steps, config.minutes * 60.0 if config.minutes and not config.steps else None)
+    elif config.steps:
         plan = Plan(config.steps)
     elif config.plan_minutes or index.get("plan_seconds"):
         seconds = config.plan_minutes * 60.0 if config.plan_minutes else index["plan_seconds"]
@@ -318,14 +383,37 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
 
     history: list[dict] = []
     start_step, last_ckpt, t_timed = step, start, None
+    cool_from: int | None = None  # constant schedule: the step its cool-down began
+    cool_steps = 0
+
+    def cooldown_due() -> bool:
+        if config.stop_file and Path(config.stop_file).exists():
+            return True
+        if config.minutes is not None:
+            return time.perf_counter() - start >= (config.minutes - config.cooldown_minutes) * 60.0
+        end = config.stop_at or config.steps
+        return end is not None and step >= end - cool_estimate()
+
+    def cool_estimate() -> int:
+        if config.cooldown_steps is not None:
+            return config.cooldown_steps
+        speed = plan.speed or (history[-1]["ms_per_step"] / 1e3 if history else None)
+        return int(config.cooldown_minutes * 60.0 / speed) if speed else 0
     sums = torch.zeros(3, device=device)  # loss, bpp, psnr over the log window
     window_n, window_t = 0, start
 
     with _tf32(cuda):
-        while plan.steps is None or step < plan.steps:
-            if config.minutes is not None and time.perf_counter() - start >= config.minutes * 60.0:
+        while constant or plan.steps is None or step < plan.steps:
+            if constant:
+                if cool_from is None and cooldown_due():
+                    ckpt()  # the undecayed state: the next run continues from here
+                    cool_from, cool_steps = step, cool_estimate()
+                    log(f"cool-down: {cool_steps} steps from step {step} (checkpoint kept at {step})")
+                if cool_from is not None and step - cool_from >= cool_steps:
+                    break
+            elif config.minutes is not None and time.perf_counter() - start >= config.minutes * 60.0:
                 break
-            if config.stop_at is not None and step >= config.stop_at:
+            elif config.stop_at is not None and step >= config.stop_at:
                 break
             torch.manual_seed((config.seed * 1_000_003 + step) % (2**63))  # the noise of this step
             q = int(np.random.default_rng([config.seed, step, 1]).choice(qualities))
@@ -334,7 +422,12 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
                 x = x.contiguous(memory_format=torch.channels_last)
             quality = torch.full((config.batch,), float(q), device=device)
             total = plan.total_for_lr(step)
-            lr = lr_at(step, total, warmup or default_warmup(total), config.lr, config.final_lr_ratio)
+            if constant:
+                lr = config.lr * min(1.0, (step + 1) / (warmup or CONSTANT_WARMUP))
+                if cool_from is not None:
+                    lr = cooldown_lr(step - cool_from, cool_steps, config.lr, config.final_lr_ratio)
+            else:
+                lr = lr_at(step, total, warmup or default_warmup(total), config.lr, config.final_lr_ratio)
             if rewarm_from is not None:
                 lr *= min(1.0, (step - rewarm_from + 1) / REWARM_STEPS)
             for group in optimizer.param_groups:
@@ -358,7 +451,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
             elif step - start_step == 3 + PROBE_STEPS and plan.seconds is not None:
                 sync()
                 plan.update(step, used_seconds(), (time.perf_counter() - t_timed) / PROBE_STEPS)
-                warmup = warmup or default_warmup(plan.steps)
+                warmup = warmup or (CONSTANT_WARMUP if constant else default_warmup(plan.steps))
                 log(f"planned {plan.steps} steps ({plan.speed * 1e3:.0f} ms/step measured, warm-up {warmup})")
 
             if step % config.log_every == 0 or step == plan.steps:
@@ -381,7 +474,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
                 )
                 sums.zero_()
                 window_n, window_t = 0, now
-                if config.checkpoint and now - last_ckpt >= config.checkpoint_minutes * 60.0:
+                if config.checkpoint and cool_from is None and now - last_ckpt >= config.checkpoint_minutes * 60.0:
                     ckpt()
                     last_ckpt = time.perf_counter()
 
@@ -391,7 +484,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
         ms = (time.perf_counter() - t_timed) * 1e3 / (step - start_step - 3)
     else:
         ms = elapsed * 1e3 / max(1, step - start_step)
-    ckpt()
+    if cool_from is None:
+        ckpt()
     log(f"stopped at step {step}/{plan.steps}: {elapsed / 60:.1f} min, {ms:.1f} ms/step this run")
     return TrainResult(
         model=model, step=step, planned_steps=plan.steps or step, device=label,

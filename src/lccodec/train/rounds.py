@@ -1,0 +1,328 @@
+"""Training rounds: training that continues from session to session on whatever machine.
+
+A round starts (or continues) a model's training in the background with the constant schedule,
+and ends with a cooled export, a Kodak measurement with real bitstreams, the shipped weights
+replaced atomically, and one row in the model card's training log::
+
+    python -m lccodec.train.rounds start --model hyperprior --data ../shared/data/train
+    python -m lccodec.train.rounds status
+    python -m lccodec.train.rounds stop --model hyperprior --kodak ../shared/data/kodak
+
+`make train` / `make train-stop` call these. A round continues from, in order: the local
+checkpoint `runs/<model>/ck` (the undecayed state kept at the start of the last cool-down), the
+shipped weights file when it was trained with the model's recipe (Adam re-warms), or a fresh
+model with the recipe. Only git survives between machines, so the shipped file must always be a
+valid place to continue from: it is a cooled model with its step count and minutes recorded.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from ..errors import LicError
+
+#: What a fresh model of each name trains with (the project's measured choice; docs/training.md).
+RECIPES: dict[str, dict] = {
+    "hyperprior": {"config": {"linear_path": True}, "batch": 8, "crop": 256, "lr": 6e-4},
+}
+DEFAULT_RECIPE = {"config": {}, "batch": 8, "crop": 256, "lr": 6e-4}
+
+#: The curves every training-log row is compared against (files in shared/anchors/kodak).
+LOG_ANCHORS = {
+    "mbt2018-mean": "compressai-mbt2018-mean_mse_cuda.json",
+    "WebP": "webp.json",
+    "AV1": "av1.json",
+}
+LOG_HEADING = "## Training log"
+LOG_COLUMNS = (
+    "date", "steps", "CPU-min", "q1 bpp / dB", "q4 bpp / dB", "q8 bpp / dB",
+    "BD vs mbt2018-mean", "BD vs WebP", "BD vs AV1", "weights_id",
+)
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The git-ignored folder of one model's rounds: checkpoint, log, pid, stop file, export."""
+
+    model: str
+    root: Path = field(default=Path("runs"))
+
+    @property
+    def path(self) -> Path:
+        return self.root / self.model
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "ck"
+
+    @property
+    def log(self) -> Path:
+        return self.path / "train.log"
+
+    @property
+    def pid(self) -> Path:
+        return self.path / "train.pid"
+
+    @property
+    def stop_file(self) -> Path:
+        return self.path / "STOP"
+
+    @property
+    def export(self) -> Path:
+        return self.path / f"{self.model}.safetensors"
+
+
+def shipped_weights(model: str, repo: Path) -> Path:
+    return repo / "weights" / f"{model}.safetensors"
+
+
+def running_pid(run: RunFolder) -> int | None:
+    """The pid of the round's training process if it is still alive."""
+    try:
+        pid = int(run.pid.read_text().split()[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid
+
+
+def _trained_with_recipe(weights: Path, recipe: dict) -> bool:
+    """Whether a weights file is a continuation point for the recipe (same config keys)."""
+    from ..weights_io import read_metadata
+
+    if not weights.is_file():
+        return False
+    try:
+        config = read_metadata(weights).get("config", {})
+    except LicError:
+        return False
+    return all(config.get(k) == v for k, v in recipe["config"].items())
+
+
+def train_argv(run: RunFolder, data: str, minutes: float, cooldown: float, repo: Path,
+               threads: int | None = None) -> tuple[list[str], str]:
+    """The `lic train` command line of a round and where it starts from (for the log)."""
+    recipe = RECIPES.get(run.model, DEFAULT_RECIPE)
+    argv = [
+        sys.executable, "-m", "lccodec.train", "--model", run.model, "--data", data,
+        "--schedule", "constant", "--minutes", f"{minutes:g}", "--cooldown-minutes", f"{cooldown:g}",
+        "--stop-file", str(run.stop_file), "--checkpoint", str(run.checkpoint),
+        "--export", str(run.export), "--batch", str(recipe["batch"]), "--crop", str(recipe["crop"]),
+        "--lr", f"{recipe['lr']:g}",
+    ]
+    if threads:
+        argv += ["--threads", str(threads)]
+    shipped = shipped_weights(run.model, repo)
+    if (run.checkpoint / "checkpoint.json").is_file():
+        return argv + ["--resume", str(run.checkpoint)], f"local checkpoint {run.checkpoint}"
+    if _trained_with_recipe(shipped, recipe) and _manifest(shipped).get("steps"):
+        return argv + ["--continue", str(shipped)], f"shipped weights {shipped}"
+    for key, value in recipe["config"].items():
+        argv += ["--config", f"{key}={json.dumps(value)}"]
+    return argv, "a fresh model"
+
+
+def _manifest(weights: Path) -> dict:
+    from ..weights_io import read_metadata
+
+    return read_metadata(weights).get("manifest", {})
+
+
+def start(run: RunFolder, data: str, minutes: float, cooldown: float, repo: Path,
+          threads: int | None = None) -> str:
+    """Start a round in the background; returns a one-line description."""
+    from .data import image_files
+
+    if running_pid(run):
+        raise LicError(f"a {run.model} round is already running (pid {running_pid(run)}); stop it first")
+    if cooldown >= minutes:
+        raise LicError("--cooldown-minutes must be shorter than --minutes")
+    image_files(data)  # a missing or empty folder fails here, not in the background
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.stop_file.unlink(missing_ok=True)
+    argv, origin = train_argv(run, data, minutes, cooldown, repo, threads)
+    with open(run.log, "ab") as log:
+        log.write(f"\n# round started {_now()} from {origin}: {' '.join(argv)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, cwd=repo)
+    run.pid.write_text(f"{proc.pid} {time.time():.0f}\n")
+    return f"started {run.model} round (pid {proc.pid}) from {origin}; log: {run.log}"
+
+
+def stop(run: RunFolder, timeout_minutes: float = 60.0) -> None:
+    """Ask the round to cool down and stop (the stop file), then wait for its export."""
+    pid = running_pid(run)
+    if pid is None:
+        raise LicError(f"no {run.model} round is running (no live pid in {run.pid})")
+    run.stop_file.touch()
+    deadline = time.monotonic() + timeout_minutes * 60.0
+    while running_pid(run):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGINT)
+            raise LicError(f"the {run.model} round did not finish its cool-down in {timeout_minutes:g} min")
+        time.sleep(5.0)
+    started = float(run.pid.read_text().split()[1])
+    if not run.export.is_file() or run.export.stat().st_mtime < started:
+        raise LicError(f"the {run.model} round ended without an export; see {run.log}")
+
+
+def measure_kodak(run: RunFolder, kodak: str, anchors: Path, out_json: Path,
+                  threads: int = 2) -> dict:
+    """Bench the round's export on Kodak (q1..8, real bitstreams) into `out_json`; returns the
+    training-log row (points and BD-rates against LOG_ANCHORS)."""
+    from ..bench.anchors import load_curves
+    from ..bench.bdrate import bd_rate
+
+    argv = [
+        sys.executable, "-m", "lccodec.cli", "bench", kodak, "--model", run.model, "--codec", "none",
+        "--quality", "1,2,3,4,5,6,7,8", "--threads", str(threads), "--device", "cpu",
+        "--json", str(out_json), "--no-progress",
+        *[a for f in LOG_ANCHORS.values() for a in ("--anchor", str(anchors / f))],
+    ]
+    env = {**os.environ, "LIC_WEIGHTS_DIR": str(run.path)}
+    done = subprocess.run(argv, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise LicError(f"Kodak measurement failed: {done.stderr.strip().splitlines()[-1:]}")
+    curve = load_curves(out_json)[0]
+    row = {"points": {int(q): (b, p) for q, b, p in zip(range(1, 9), curve.bpp, curve.psnr)}}
+    for name, file in LOG_ANCHORS.items():
+        ref = load_curves(anchors / file)[0]
+        try:
+            row[name] = bd_rate(ref.bpp, ref.psnr, curve.bpp, curve.psnr)
+        except ValueError:
+            row[name] = None  # no overlap of the PSNR ranges
+    return row
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def log_row(row: dict, manifest: dict, weights_id: str) -> str:
+    """One markdown row of the training log."""
+    def point(q: int) -> str:
+        b, p = row["points"][q]
+        return f"{b:.3f} / {p:.2f}"
+
+    def bd(name: str) -> str:
+        return "no overlap" if row.get(name) is None else f"{row[name]:+.1f} %"
+
+    cells = [
+        manifest.get("date", _now())[:10], str(manifest.get("steps", "?")),
+        f"{manifest.get('device_minutes', 0):.0f}", point(1), point(4), point(8),
+        bd("mbt2018-mean"), bd("WebP"), bd("AV1"), f"`{weights_id}`",
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def append_log(card: Path, line: str) -> None:
+    """Append a row to the model card's training-log table (created at the end if missing)."""
+    from ..atomic import write_bytes_atomic
+
+    text = card.read_text(encoding="utf-8") if card.is_file() else f"# Model card: {card.stem}\n"
+    if LOG_HEADING not in text:
+        header = "| " + " | ".join(LOG_COLUMNS) + " |\n|" + " --- |" * len(LOG_COLUMNS) + "\n"
+        text = text.rstrip("\n") + (
+            f"\n\n{LOG_HEADING}\n\nOne row per training round: Kodak (24 images, real bitstreams, "
+            "PSNR-RGB), BD-rate of the PSNR curve (negative = fewer bits than the anchor).\n\n"
+            + header
+        )
+    head, _, tail = text.partition(LOG_HEADING)
+    lines = tail.split("\n")
+    last = max(i for i, s in enumerate(lines) if s.startswith("|"))
+    lines.insert(last + 1, line)
+    write_bytes_atomic(card, (head + LOG_HEADING + "\n".join(lines)).encode("utf-8"))
+
+
+def finish(run: RunFolder, kodak: str, anchors: Path, repo: Path, threads: int = 2) -> str:
+    """Measure the export, install it as the shipped weights (atomically), log the round."""
+    from ..atomic import write_bytes_atomic
+    from ..weights_io import read_metadata
+
+    if not run.export.is_file():
+        raise LicError(f"no export at {run.export}")
+    meta = read_metadata(run.export)
+    out_json = repo / "benchmarks" / "results" / f"kodak-{run.model}.json"
+    row = measure_kodak(run, kodak, anchors, out_json, threads)
+    write_bytes_atomic(shipped_weights(run.model, repo), run.export.read_bytes())
+    line = log_row(row, meta.get("manifest", {}), meta.get("weights_id", "?"))
+    append_log(repo / "docs" / "models" / f"{run.model}.md", line)
+    return line
+
+
+@click.group("rounds")
+def rounds_command() -> None:
+    """Training rounds: start, status, stop (cool down, export, measure Kodak, log)."""
+
+
+def _repo() -> Path:
+    return Path.cwd()
+
+
+@rounds_command.command("start")
+@click.option("--model", default="hyperprior", show_default=True)
+@click.option("--data", required=True, type=click.Path(file_okay=False))
+@click.option("--minutes", default=175.0, show_default=True, type=click.FloatRange(min=1.0),
+              help="The run's length, cool-down included (it also stops earlier on `stop`).")
+@click.option("--cooldown-minutes", default=25.0, show_default=True, type=click.FloatRange(min=0.0))
+@click.option("--threads", type=click.IntRange(min=1))
+def start_command(model: str, data: str, minutes: float, cooldown_minutes: float, threads: int | None) -> None:
+    """Start or continue MODEL's training in the background."""
+    from ..models import model_by_name
+
+    _run(lambda: click.echo(start(RunFolder(model_by_name(model).name), data, minutes,
+                                  cooldown_minutes, _repo(), threads)))
+
+
+@rounds_command.command("status")
+@click.option("--model", default="hyperprior", show_default=True)
+def status_command(model: str) -> None:
+    """Whether a round runs, and the last lines of its log."""
+    run = RunFolder(model)
+    pid = running_pid(run)
+    click.echo(f"{model}: {'running, pid ' + str(pid) if pid else 'not running'}")
+    if run.log.is_file():
+        lines = [s for s in run.log.read_text(errors="replace").splitlines() if s.startswith(("step", "cool", "stop", "#"))]
+        click.echo("\n".join(lines[-3:]))
+
+
+@rounds_command.command("stop")
+@click.option("--model", default="hyperprior", show_default=True)
+@click.option("--kodak", default="../shared/data/kodak", show_default=True, type=click.Path(file_okay=False))
+@click.option("--anchors", default="../shared/anchors/kodak", show_default=True, type=click.Path(file_okay=False))
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--no-wait", is_flag=True, help="The run has already ended: only measure, install and log.")
+def stop_command(model: str, kodak: str, anchors: str, threads: int, no_wait: bool) -> None:
+    """Cool down and stop MODEL's round, measure Kodak, install the weights, log the round."""
+    run = RunFolder(model)
+
+    def go() -> None:
+        if not no_wait:
+            stop(run)
+        click.echo(finish(run, kodak, Path(anchors), _repo(), threads))
+
+    _run(go)
+
+
+def _run(fn) -> None:
+    try:
+        fn()
+    except LicError as exc:
+        click.echo(f"lic: error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    rounds_command(prog_name="python -m lccodec.train.rounds")

@@ -1,0 +1,78 @@
+"""Training rounds: where a round continues from, the model-card log, bad input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lccodec.errors import LicError
+from lccodec.models.hyperprior import HyperpriorModel
+from lccodec.train.rounds import LOG_HEADING, RunFolder, append_log, log_row, start, train_argv
+from lccodec.weights_io import save_weights
+
+SMALL = {"N": 16, "M": 24}
+
+
+def _weights(path, manifest, **config):
+    torch.manual_seed(0)
+    model = HyperpriorModel(**SMALL, **config)
+    save_weights(path, model, model.build_tables(), manifest)
+
+
+def test_a_round_continues_from_checkpoint_then_recipe_weights_then_fresh(tmp_path):
+    (tmp_path / "weights").mkdir()
+    run = RunFolder("hyperprior", tmp_path / "runs")
+    shipped = tmp_path / "weights" / "hyperprior.safetensors"
+    _weights(shipped, {"steps": 4342})  # trained, but not with the recipe (no linear path)
+    argv, origin = train_argv(run, "DATA", 170, 25, tmp_path)
+    assert origin == "a fresh model" and "linear_path=true" in argv
+    assert argv[argv.index("--schedule") + 1] == "constant" and "--stop-file" in argv
+    _weights(shipped, {"steps": 900}, linear_path=True)
+    argv, origin = train_argv(run, "DATA", 170, 25, tmp_path)
+    assert argv[argv.index("--continue") + 1] == str(shipped) and "--config" not in argv
+    run.checkpoint.mkdir(parents=True)
+    (run.checkpoint / "checkpoint.json").write_text("{}")
+    argv, origin = train_argv(run, "DATA", 170, 25, tmp_path)
+    assert argv[argv.index("--resume") + 1] == str(run.checkpoint) and origin.startswith("local")
+
+
+def test_start_refuses_a_folder_without_images(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LicError, match="no images"):
+        start(RunFolder("hyperprior", tmp_path / "runs"), str(tmp_path / "empty"), 10, 2, tmp_path)
+    with pytest.raises(LicError, match="cooldown-minutes must be shorter"):
+        start(RunFolder("hyperprior", tmp_path / "runs"), str(tmp_path), 10, 12, tmp_path)
+    assert not (tmp_path / "runs" / "hyperprior" / "train.pid").exists()
+
+
+def test_training_log_rows_are_appended_to_the_model_card(tmp_path):
+    card = tmp_path / "hyperprior.md"
+    card.write_text("# Model card: hyperprior\n\nSome text.\n\n## Reproduce\n\nmore\n")
+    row = {"points": {q: (0.1 * q, 25.0 + q) for q in range(1, 9)},
+           "mbt2018-mean": 41.25, "WebP": -3.04, "AV1": None}
+    line = log_row(row, {"date": "2026-12-03T10:00:00Z", "steps": 12000, "device_minutes": 171.4}, "abcd1234")
+    assert line == ("| 2026-12-03 | 12000 | 171 | 0.100 / 26.00 | 0.400 / 29.00 | 0.800 / 33.00 "
+                    "| +41.2 % | -3.0 % | no overlap | `abcd1234` |")
+    append_log(card, line)
+    append_log(card, line.replace("12000", "24000"))
+    text = card.read_text()
+    assert text.count(LOG_HEADING) == 1 and text.startswith("# Model card: hyperprior\n\nSome text.")
+    rows = [s for s in text.split(LOG_HEADING)[1].splitlines() if s.startswith("| 2026")]
+    assert [r.split(" | ")[1] for r in rows] == ["12000", "24000"]
+    assert text.endswith(line.replace("12000", "24000") + "\n")
+
+
+def test_linear_path_starts_as_a_block_linear_codec():
+    from lccodec.layers import haar_lowpass_basis
+
+    basis = haar_lowpass_basis().reshape(192, -1).double()
+    assert torch.allclose(basis @ basis.T, torch.eye(192, dtype=torch.float64), atol=1e-6)
+    torch.manual_seed(0)
+    model = HyperpriorModel(N=64, M=192, linear_path=True).eval()
+    assert model.config["linear_path"] is True and "g_a_linear.weight" in model.state_dict()
+    yy, xx = np.mgrid[0:64, 0:64] / 64.0
+    x = torch.from_numpy(np.stack([xx, yy, xx * yy])).float()[None]
+    with torch.no_grad():
+        x_hat = model.synthesis(torch.round(model.analysis(x)))
+    assert float((x_hat - x).square().mean()) < 1e-3  # a smooth image survives rounding
+    assert "linear_path" not in HyperpriorModel(**SMALL).config  # old weights files stay loadable
