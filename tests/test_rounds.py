@@ -1,7 +1,6 @@
 """Training rounds: where a round continues from, the model-card log, bad input."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -61,18 +60,3 @@ def test_training_log_rows_are_appended_to_the_model_card(tmp_path):
     assert [r.split(" | ")[1] for r in rows] == ["12000", "24000"]
     assert text.endswith(line.replace("12000", "24000") + "\n")
 
-
-def test_linear_path_starts_as_a_block_linear_codec():
-    from lccodec.layers import haar_lowpass_basis
-
-    basis = haar_lowpass_basis().reshape(192, -1).double()
-    assert torch.allclose(basis @ basis.T, torch.eye(192, dtype=torch.float64), atol=1e-6)
-    torch.manual_seed(0)
-    model = HyperpriorModel(N=64, M=192, linear_path=True).eval()
-    assert model.config["linear_path"] is True and "g_a_linear.weight" in model.state_dict()
-    yy, xx = np.mgrid[0:64, 0:64] / 64.0
-    x = torch.from_numpy(np.stack([xx, yy, xx * yy])).float()[None]
-    with torch.no_grad():
-        x_hat = model.synthesis(torch.round(model.analysis(x)))
-    assert float((x_hat - x).square().mean()) < 1e-3  # a smooth image survives rounding
-    assert "linear_path" not in HyperpriorModel(**SMALL).config  # old weights files stay loadable

@@ -41,9 +41,9 @@ class Coarse2FineModel(HyperpriorModel):
 
     def __init__(
         self, N: int = 128, M: int = 192, K: int = 80, N2: int = 64, A: int = 64,
-        lambdas: tuple[float, ...] = LAMBDAS,
+        lambdas: tuple[float, ...] = LAMBDAS, linear_path: bool = False,
     ) -> None:
-        super().__init__(N, M, lambdas)
+        super().__init__(N, M, lambdas, linear_path=linear_path)
         self.config.update({"K": K, "N2": N2, "A": A})
         from ..entropy_models import FactorizedDensity
 

@@ -55,8 +55,10 @@ class ContextModel(HyperpriorModel):
     name = "context"
     model_id = 2
 
-    def __init__(self, N: int = 128, M: int = 192, lambdas: tuple[float, ...] = LAMBDAS) -> None:
-        super().__init__(N, M, lambdas)
+    def __init__(
+        self, N: int = 128, M: int = 192, lambdas: tuple[float, ...] = LAMBDAS, linear_path: bool = False
+    ) -> None:
+        super().__init__(N, M, lambdas, linear_path=linear_path)
         self.context_prediction = MaskedConv2d(M, 2 * M)
         self.entropy_parameters = nn.Sequential(
             nn.Conv2d(4 * M, M * 10 // 3, 1), nn.ReLU(),

@@ -129,9 +129,9 @@ class HierarchicalModel(HyperpriorModel):
 
     def __init__(
         self, N: int = 128, M: int = 192, K: int = 96, K3: int = 96, K2: int = 64,
-        lambdas: tuple[float, ...] = LAMBDAS,
+        lambdas: tuple[float, ...] = LAMBDAS, linear_path: bool = False,
     ) -> None:
-        super().__init__(N, M, lambdas)
+        super().__init__(N, M, lambdas, linear_path=linear_path)
         self.config.update({"K": K, "K3": K3, "K2": K2})
         L = len(lambdas)
         self.h_s = light_h_s(N, M, K)
@@ -155,12 +155,16 @@ class HierarchicalModel(HyperpriorModel):
         h = self.g_a[0:4](x)
         y2 = self.head2(h)
         h = self.g_a[4:6](h)
-        return self.g_a[6](h), self.head3(h), y2
+        y4 = self.g_a[6](h)
+        if self.g_a_linear is not None:
+            y4 = y4 + self.g_a_linear(x)
+        return y4, self.head3(h), y2
 
     def _synth(self, y4: torch.Tensor, y3: torch.Tensor, y2: torch.Tensor) -> torch.Tensor:
         s = self.g_s[0:2](y4) + self.inject3(y3)
         s = self.g_s[2:4](s) + self.inject2(y2)
-        return self.g_s[4:](s)
+        x = self.g_s[4:](s)
+        return x if self.g_s_linear is None else x + self.g_s_linear(y4)
 
     def _pack(self, y4: torch.Tensor, y3: torch.Tensor, y2: torch.Tensor) -> torch.Tensor:
         """The three latents as one tensor at 1/16 scale (pixel-unshuffled), for tiling."""

@@ -73,8 +73,9 @@ class ReferenceModel(HyperpriorModel):
         M: int = 192,
         lambdas: tuple[float, ...] = LAMBDAS,
         window: tuple[int, int] = (DEFAULT_WINDOW.rows, DEFAULT_WINDOW.cols),
+        linear_path: bool = False,
     ) -> None:
-        super().__init__(N, M, lambdas, gsdn=True)
+        super().__init__(N, M, lambdas, gsdn=True, linear_path=linear_path)
         del self.config["gsdn"]  # always GSDN here
         self.config["window"] = list(window)
         self.window = Window(*window)
