@@ -156,30 +156,42 @@ def haar_lowpass_basis(block: int = 16, keep: int = 8) -> torch.Tensor:
     return torch.einsum("cd,nkl->cndkl", _COLOUR, spatial).reshape(3 * keep * keep, 3, block, block)
 
 
+LINEAR_SCALE = 6.0  # the linear path's latent units per orthonormal Haar coefficient
+
+
 class LinearAnalysis(nn.Conv2d):
     """A linear path beside the analysis transform (after AuxT, Li et al. 2025): a block-wise
-    (stride = block) linear map of the image to the latent, initialised to `scale`·Haar low-pass
-    coefficients so that at step 0 the latent already codes a coarse image; trained with the rest."""
+    (stride = block) linear map of the image to the latent, LINEAR_SCALE × a weight that starts
+    as the Haar low-pass basis, so that at step 0 the latent already codes a coarse image.
 
-    def __init__(self, channels: int, block: int = 16, scale: float = 6.0) -> None:
+    The scale is a constant outside the weight, so Adam moves the weight in the units of the
+    basis (the same relative step as any other layer); trained with the rest."""
+
+    def __init__(self, channels: int, block: int = 16) -> None:
         super().__init__(3, channels, block, stride=block)
         with torch.no_grad():
             self.weight.zero_()
             self.bias.zero_()
             basis = haar_lowpass_basis(block)
             n = min(channels, basis.shape[0])
-            self.weight[:n] = scale * basis[:n]
+            self.weight[:n] = basis[:n]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) * LINEAR_SCALE
 
 
 class LinearSynthesis(nn.ConvTranspose2d):
-    """The synthesis side of the linear path: the transpose of :class:`LinearAnalysis`'s
-    initial map divided by `scale` (its inverse on the kept coefficients)."""
+    """The synthesis side of the linear path: a weight that starts as the transpose of
+    :class:`LinearAnalysis`'s (its inverse on the kept coefficients), applied to y / LINEAR_SCALE."""
 
-    def __init__(self, channels: int, block: int = 16, scale: float = 6.0) -> None:
+    def __init__(self, channels: int, block: int = 16) -> None:
         super().__init__(channels, 3, block, stride=block)
         with torch.no_grad():
             self.weight.zero_()
             self.bias.zero_()
             basis = haar_lowpass_basis(block)
             n = min(channels, basis.shape[0])
-            self.weight[:n] = basis[:n] / scale
+            self.weight[:n] = basis[:n]
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return super().forward(y * (1.0 / LINEAR_SCALE))

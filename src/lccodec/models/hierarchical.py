@@ -34,7 +34,7 @@ from ..container import LAYER_Y2, LAYER_Y3, LAYER_Y4, LAYER_Z, STREAM_Y, STREAM_
 from ..entropy_models import gaussian_likelihood
 from ..errors import FormatError
 from ..exact import ACT_BITS, ExactNet, _ExactLayer
-from ..layers import QualityGain, conv, deconv
+from ..layers import LINEAR_SCALE, QualityGain, conv, deconv
 from ..tiling import run_tiled
 from .hyperprior import (
     ANALYSIS_HALO, ANALYSIS_TILE, LAMBDAS, SYNTHESIS_HALO, SYNTHESIS_TILE, HyperpriorModel,
@@ -161,7 +161,7 @@ class HierarchicalModel(HyperpriorModel):
         return y4, self.head3(h), y2
 
     def _synth(self, y4: torch.Tensor, y3: torch.Tensor, y2: torch.Tensor) -> torch.Tensor:
-        s = self.g_s[0:2](y4) + self.inject3(y3)
+        s = self.g_s[0:2](y4 if self.g_s_linear is None else y4 * (1.0 / LINEAR_SCALE)) + self.inject3(y3)
         s = self.g_s[2:4](s) + self.inject2(y2)
         x = self.g_s[4:](s)
         return x if self.g_s_linear is None else x + self.g_s_linear(y4)

@@ -25,7 +25,7 @@ from ..container import LAYER_Y, LAYER_Z, STREAM_Y, STREAM_Z, Stream
 from ..entropy_models import FactorizedDensity, gaussian_likelihood, scale_levels
 from ..errors import FormatError
 from ..exact import ACT_BITS, ExactNet
-from ..layers import GDN, GSDN, LinearAnalysis, LinearSynthesis, QualityGain, conv, deconv
+from ..layers import GDN, GSDN, LINEAR_SCALE, LinearAnalysis, LinearSynthesis, QualityGain, conv, deconv
 from ..tiling import run_tiled
 
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
@@ -108,9 +108,11 @@ class HyperpriorModel(nn.Module):
         return y if self.g_a_linear is None else y + self.g_a_linear(x)
 
     def synthesis(self, y: torch.Tensor) -> torch.Tensor:
-        """g_s(y), plus the linear path where the model has one."""
-        x = self.g_s(y)
-        return x if self.g_s_linear is None else x + self.g_s_linear(y)
+        """g_s(y), plus the linear path where the model has one (g_s then sees y / LINEAR_SCALE,
+        latents of the size it sees without the linear path)."""
+        if self.g_s_linear is None:
+            return self.g_s(y)
+        return self.g_s(y * (1.0 / LINEAR_SCALE)) + self.g_s_linear(y)
 
     # ----------------------------------------------------------------- training
     def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict:

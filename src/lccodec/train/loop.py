@@ -32,6 +32,9 @@ from .data import CropSampler, CropSpec, image_files, load_images
 PROBE_STEPS = 20  # steps timed to turn a --minutes budget into a planned step count
 REWARM_STEPS = 100  # lr ramp after resuming without optimizer state
 CONSTANT_WARMUP = 500  # warm-up steps of the constant schedule
+SPIKE_FACTOR = 4.0  # a step whose loss exceeds this × the running loss of its quality is skipped
+SPIKE_WARMUP = 20  # steps of a quality before its running loss is trusted
+SPIKE_LIMIT = 50  # this many skipped steps in a row end the run (it has diverged)
 
 
 @dataclass
@@ -176,6 +179,32 @@ def rd_loss(out: dict, x: torch.Tensor, lam: torch.Tensor) -> tuple[torch.Tensor
     mse = (out["x_hat"].float() - x.float()).square().flatten(1).mean(1)
     loss = (lam * 255.0**2 * mse + rate).mean()
     return loss, bpp.mean(), mse.mean()
+
+
+class SpikeGuard:
+    """Skips the update of a step whose loss is not finite or spikes above SPIKE_FACTOR × the
+    running loss of its quality level (an exploding step would otherwise wreck the weights)."""
+
+    def __init__(self) -> None:
+        self.running: dict[int, float] = {}
+        self.seen: dict[int, int] = {}
+        self.skipped = 0
+        self.in_a_row = 0
+
+    def accept(self, quality: int, loss: torch.Tensor) -> bool:
+        value = float(loss.detach())
+        ref = self.running.get(quality)
+        ok = math.isfinite(value) and (
+            ref is None or self.seen[quality] < SPIKE_WARMUP or value <= SPIKE_FACTOR * ref
+        )
+        if ok:
+            self.running[quality] = value if ref is None else 0.9 * ref + 0.1 * value
+            self.seen[quality] = self.seen.get(quality, 0) + 1
+            self.in_a_row = 0
+        else:
+            self.skipped += 1
+            self.in_a_row += 1
+        return ok
 
 
 def _autocast_forward(forward: Callable, device_type: str, enabled: bool) -> Callable:
@@ -382,6 +411,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
             torch.cuda.synchronize(device)
 
     history: list[dict] = []
+    guard = SpikeGuard()
     start_step, last_ckpt, t_timed = step, start, None
     cool_from: int | None = None  # constant schedule: the step its cool-down began
     cool_steps = 0
@@ -400,7 +430,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
         speed = plan.speed or (history[-1]["ms_per_step"] / 1e3 if history else None)
         return int(config.cooldown_minutes * 60.0 / speed) if speed else 0
     sums = torch.zeros(3, device=device)  # loss, bpp, psnr over the log window
-    window_n, window_t = 0, start
+    window_n, window_ok, window_t = 0, 0, start
 
     with _tf32(cuda):
         while constant or plan.steps is None or step < plan.steps:
@@ -437,12 +467,21 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
 
             loss, bpp, mse = rd_loss(forward(x, quality), x, lambdas[q - 1].expand(config.batch))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.clip:
-                nn.utils.clip_grad_norm_(model.parameters(), config.clip)
-            optimizer.step()
+            accepted = guard.accept(q, loss)
+            if accepted:
+                loss.backward()
+                if config.clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), config.clip)
+                optimizer.step()
+            elif guard.in_a_row >= SPIKE_LIMIT:
+                raise LicError(
+                    f"training diverged: {SPIKE_LIMIT} steps in a row with a loss spike at step {step}; "
+                    "resume from the last checkpoint with a lower --lr"
+                )
             step += 1
-            sums += torch.stack([loss.detach(), bpp.detach(), -10.0 * torch.log10(mse.detach().clamp_min(1e-10))])
+            if accepted:
+                sums += torch.stack([loss.detach(), bpp.detach(), -10.0 * torch.log10(mse.detach().clamp_min(1e-10))])
+                window_ok += 1
             window_n += 1
 
             if step - start_step == 3:  # the first steps include compilation and warm-up
@@ -457,9 +496,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
             if step % config.log_every == 0 or step == plan.steps:
                 sync()
                 now = time.perf_counter()
-                loss_v, bpp_v, psnr_v = (sums / window_n).tolist()
+                loss_v, bpp_v, psnr_v = (sums / max(1, window_ok)).tolist() if window_ok else [math.nan] * 3
                 entry = {"step": step, "lr": lr, "loss": loss_v, "bpp": bpp_v, "psnr": psnr_v,
-                         "ms_per_step": (now - window_t) * 1e3 / window_n}
+                         "ms_per_step": (now - window_t) * 1e3 / window_n, "skipped": guard.skipped}
                 if not math.isfinite(loss_v):
                     raise LicError(
                         f"training diverged (loss is not finite) at step {step}; "
@@ -471,9 +510,10 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
                 log(
                     f"step {step}/{plan.steps or '?'}  lr {lr:.2e}  loss {loss_v:.4f}  "
                     f"bpp {bpp_v:.4f}  psnr {psnr_v:.2f}  {entry['ms_per_step']:.1f} ms/step"
+                    + (f"  ({guard.skipped} spike steps skipped)" if guard.skipped else "")
                 )
                 sums.zero_()
-                window_n, window_t = 0, now
+                window_n, window_ok, window_t = 0, 0, now
                 if config.checkpoint and cool_from is None and now - last_ckpt >= config.checkpoint_minutes * 60.0:
                     ckpt()
                     last_ckpt = time.perf_counter()

@@ -33,7 +33,7 @@ from ..errors import LicError
 
 #: What a fresh model of each name trains with (the project's measured choice; docs/training.md).
 RECIPES: dict[str, dict] = {
-    "hyperprior": {"config": {"linear_path": True}, "batch": 8, "crop": 256, "lr": 6e-4},
+    "hyperprior": {"config": {"linear_path": True}, "batch": 8, "crop": 256, "lr": 5e-4},
 }
 DEFAULT_RECIPE = {"config": {}, "batch": 8, "crop": 256, "lr": 6e-4}
 
