@@ -34,6 +34,7 @@ REWARM_STEPS = 100  # lr ramp after resuming without optimizer state
 CONSTANT_WARMUP = 500  # warm-up steps of the constant schedule
 SPIKE_FACTOR = 4.0  # a step whose loss exceeds this × the running loss of its quality is skipped
 SPIKE_WARMUP = 20  # steps of a quality before its running loss is trusted
+LADDER_EVERY = 10  # log the per-quality running bpp/PSNR every this many log lines
 SPIKE_LIMIT = 50  # this many skipped steps in a row end the run (it has diverged)
 
 
@@ -412,6 +413,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
 
     history: list[dict] = []
     guard = SpikeGuard()
+    ladder: dict[int, torch.Tensor] = {}  # per quality: running (loss, bpp, PSNR)
     start_step, last_ckpt, t_timed = step, start, None
     cool_from: int | None = None  # constant schedule: the step its cool-down began
     cool_steps = 0
@@ -480,8 +482,10 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
                 )
             step += 1
             if accepted:
-                sums += torch.stack([loss.detach(), bpp.detach(), -10.0 * torch.log10(mse.detach().clamp_min(1e-10))])
+                point = torch.stack([loss.detach(), bpp.detach(), -10.0 * torch.log10(mse.detach().clamp_min(1e-10))])
+                sums += point
                 window_ok += 1
+                ladder[q] = point if q not in ladder else 0.9 * ladder[q] + 0.1 * point
             window_n += 1
 
             if step - start_step == 3:  # the first steps include compilation and warm-up
@@ -512,6 +516,10 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
                     f"bpp {bpp_v:.4f}  psnr {psnr_v:.2f}  {entry['ms_per_step']:.1f} ms/step"
                     + (f"  ({guard.skipped} spike steps skipped)" if guard.skipped else "")
                 )
+                if step % (LADDER_EVERY * config.log_every) == 0 and ladder:
+                    log("ladder  " + "  ".join(
+                        f"q{k} {v[1]:.3f}/{v[2]:.2f}" for k, v in sorted((k, v.tolist()) for k, v in ladder.items())
+                    ) + "  (running bpp/PSNR per quality)")
                 sums.zero_()
                 window_n, window_ok, window_t = 0, 0, now
                 if config.checkpoint and cool_from is None and now - last_ckpt >= config.checkpoint_minutes * 60.0:

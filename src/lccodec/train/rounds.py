@@ -170,7 +170,7 @@ def stop(run: RunFolder, timeout_minutes: float = 60.0) -> None:
     while running_pid(run):
         if time.monotonic() > deadline:
             with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGINT)
+                os.kill(pid, signal.SIGTERM)
             raise LicError(f"the {run.model} round did not finish its cool-down in {timeout_minutes:g} min")
         time.sleep(5.0)
     started = float(run.pid.read_text().split()[1])
