@@ -85,16 +85,3 @@ def latents_at_1_and_2_threads(decode_latents) -> tuple[dict, dict]:
     for key in one:
         assert torch.equal(one[key], two[key]), key
     return one, two
-
-
-def load_benchmark(name: str):
-    """Import benchmarks/NAME.py as a module (the scripts are not part of the package)."""
-    import importlib.util
-    import sys
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)
-    spec.loader.exec_module(module)
-    return module

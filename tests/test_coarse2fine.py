@@ -6,9 +6,8 @@ import pytest
 
 import lccodec
 from lccodec import container
-from lccodec.container import LAYER_Y, LAYER_Z, LAYER_Z2, STREAM_Y, STREAM_Z, Stream
+from lccodec.container import LAYER_Y, LAYER_Z, LAYER_Z2, STREAM_Y, STREAM_Z, STREAM_Z2, Stream
 from lccodec.errors import FormatError
-from lccodec.models.coarse2fine import STREAM_Z2
 
 from conftest import photo_like, latents_at_1_and_2_threads
 

@@ -10,8 +10,9 @@ from lccodec.codec import latent_inputs
 from lccodec.coding import EscapeReader
 from lccodec.container import STREAM_ESCAPE, STREAM_Y, Stream
 from lccodec.errors import FormatError
-from lccodec.models.context import ContextModel, MaskedConv2d
-from lccodec.wavefront import TAPS, causal_mask, wavefront_steps
+from lccodec.exact.wavefront import TAPS, causal_mask, wavefront_steps
+from lccodec.latents.context import MaskedConv2d
+from lccodec.models.context import ContextModel
 
 from conftest import small_codec, photo_like, latents_at_1_and_2_threads
 
@@ -79,12 +80,14 @@ def test_wavefront_decoder_equals_one_shot_entropy_parameters(codec, encoded):
     mean_int = (lat["mean"] * 256).to(torch.int64)
     assert torch.equal(mean_int.double() / 256, lat["mean"].double())
     y_int = (lat["residual"] << 8) + mean_int
-    hyper = codec.model.exact_h_s(lat["z_hat"])
-    full_mean, full_scale = codec.model.exact_context.full(y_int, hyper)
+    latent_codec = codec.model.latent_codec
+    hyper = latent_codec.hyper.exact_h_s(lat["z_hat"])
+    full_mean, full_scale = latent_codec.predictor().full(y_int, hyper)
     assert torch.equal(full_mean, mean_int)
+    bounds = latent_codec.y.tables.bounds
     index = np.minimum(
-        np.searchsorted(codec.model.scale_bounds, full_scale.numpy().ravel(), side="left"),
-        len(codec.model.scale_bounds) - 1,
+        np.searchsorted(bounds, full_scale.numpy().ravel(), side="left"),
+        len(bounds) - 1,
     )
     assert np.array_equal(index, lat["index"].numpy().ravel())
     assert len(np.unique(index)) > 1  # the test exercises several tables
@@ -99,8 +102,8 @@ def test_round_trip_equals_encoder_reconstruction(codec, encoded):
 def test_latents_identical_across_threads_and_layouts(codec, encoded):
     one, two = latents_at_1_and_2_threads(lambda: _latents(codec, encoded.data))
     y_int = (one["residual"] << 8) + (one["mean"] * 256).to(torch.int64)
-    hyper = codec.model.exact_h_s(one["z_hat"].to(memory_format=torch.channels_last))
-    cl = codec.model.exact_context.full(
+    hyper = codec.model.latent_codec.hyper.exact_h_s(one["z_hat"].to(memory_format=torch.channels_last))
+    cl = codec.model.latent_codec.predictor().full(
         y_int.to(memory_format=torch.channels_last), hyper.to(memory_format=torch.channels_last)
     )
     assert torch.equal(cl[0], (one["mean"] * 256).to(torch.int64))

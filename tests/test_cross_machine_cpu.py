@@ -1,4 +1,4 @@
-"""The CPU-only run of benchmarks/cross_machine.py on a few small images.
+"""The CPU-only run of lccodec.checks.cross_machine (benchmarks/cross_machine.py) on a few small images.
 
 Encode on the CPU, decode with other CPU settings (torch threads 1 and 2, the model in
 channels_last and in contiguous NCHW): latents identical, images within ±1 of the encoder's reconstruction.
@@ -11,15 +11,10 @@ import json
 import numpy as np
 import pytest
 
+from lccodec.checks import cross_machine as cm
 from lccodec.imageio import from_planes
 
-from conftest import photo_like, load_benchmark
-
-
-
-
-
-cm = load_benchmark("cross_machine")
+from conftest import photo_like
 
 
 @pytest.fixture(scope="module")

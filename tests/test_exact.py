@@ -33,7 +33,7 @@ def test_latents_identical_across_thread_counts(codec, encoded):
 
 
 def test_exact_net_independent_of_memory_layout_and_backend(codec):
-    net = codec.model.exact_h_s
+    net = codec.model.latent_codec.hyper.exact_h_s
     z = torch.randint(-6, 7, (1, 128, 3, 5), generator=torch.Generator().manual_seed(1))
     ref = net(z)
     assert torch.equal(ref, net(z.to(memory_format=torch.channels_last)))

@@ -8,10 +8,10 @@ import torch
 import lccodec
 from lccodec import container
 from lccodec.coding import EscapeWriter
-from lccodec.container import LAYER_Y2, LAYER_Y3, LAYER_Y4, LAYER_Z, STREAM_ESCAPE, Header, Stream
+from lccodec.container import LAYER_Y2, LAYER_Y3, LAYER_Y4, LAYER_Z, STREAM_ESCAPE, STREAM_Y2, STREAM_Y3, Header, Stream
 from lccodec.errors import FormatError
 from lccodec.imageio import load_image
-from lccodec.models.hierarchical import STREAM_Y2, STREAM_Y3, layers_for_quality
+from lccodec.latents.hierarchical import layers_for_quality
 
 from conftest import photo_like, latents_at_1_and_2_threads
 

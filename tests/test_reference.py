@@ -15,12 +15,12 @@ from lccodec.layers import GDN, GSDN
 from lccodec.models import model_by_name
 from lccodec.models import reference as refmodel
 from lccodec.models.reference import ReferenceModel
-from lccodec.reference import (
+from lccodec.exact.reference_search import (
     EMBED, MAX_WINDOW, QUERY_TAPS, ExactSearch, Window, candidate_mask, confidence, confidence_table,
     train_search,
 )
 from lccodec.entropy_models import scale_levels
-from lccodec.wavefront import wavefront_steps
+from lccodec.exact.wavefront import wavefront_steps
 from lccodec.weights_io import save_weights
 
 from conftest import small_codec, latents_at_1_and_2_threads, photo_like
@@ -142,14 +142,14 @@ def test_confidence_table_is_a_probability_of_the_deviation():
 # --------------------------------------------------------------------- round trips
 def test_decode_is_exact_and_the_reference_path_is_used(codec, encoded, monkeypatch):
     hits = []
-    find = refmodel.ExactSearch.find
+    find = ExactSearch.find
 
     def counting(self, pos, queries):
         best, s8 = find(self, pos, queries)
         hits.append(int(((best >= 0) & (s8 > 0)).sum()))
         return best, s8
 
-    monkeypatch.setattr(refmodel.ExactSearch, "find", counting)
+    monkeypatch.setattr(ExactSearch, "find", counting)
     assert np.array_equal(codec.decode(encoded.data), encoded.reconstruction)
     assert sum(hits) > 10
     header, _ = container.unpack(encoded.data)
@@ -160,7 +160,7 @@ def test_latents_identical_at_1_and_2_threads(codec, encoded):
     inputs = codec.latent_inputs(encoded.data)
     latents_at_1_and_2_threads(lambda: codec.model.decode_latents(
         inputs.streams, inputs.padded_hw, latent_inputs(*container.unpack(encoded.data), 64).escapes,
-        inputs.header.params))
+        params=inputs.header.params))
 
 
 def test_a_small_window_round_trips_and_changes_the_bits(codec):
@@ -232,13 +232,14 @@ def test_warm_start_codes_like_the_hyperprior(monkeypatch):
     refmodel.init_from_hyperprior(model, weights_path(model_by_name("hyperprior")))
     hyper = lccodec.open_model("hyperprior", "cpu").model
     z = torch.randint(-3, 4, (1, 128, 2, 3))
-    m_h, _ = hyper._entropy_params(z)
+    m_h, _ = hyper.latent_codec.entropy_params(z)
     y = torch.randn(1, 192, 8, 12) * 3
     from lccodec.coding import EscapeWriter
-    from lccodec.wavefront import encode_wavefront
+    from lccodec.exact.wavefront import encode_wavefront
 
-    _, _, _, mean_int = encode_wavefront(y, model.exact_h_s(z), model.exact, model.scale_bounds,
-                                         model.tables["y"], EscapeWriter())
+    latents = model.latent_codec
+    _, _, _, mean_int = encode_wavefront(y, latents.hyper.exact_h_s(z), latents.predictor(), latents.y.tables,
+                                         EscapeWriter())
     assert torch.equal(mean_int.float() / 256, m_h)
 
 

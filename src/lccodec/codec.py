@@ -29,8 +29,6 @@ from .imageio import RasterImage, load_image
 from .models import ModelSpec, build_model, model_by_id, model_by_name, weights_path
 from .weights_io import load_weights
 
-QUALITY_STEP = 1.0 / 256  # the header stores quality in 1/256 steps
-
 
 @dataclass
 class Encoded:
@@ -134,6 +132,11 @@ class Codec:
         x = F.pad(x, (0, (-w) % s, 0, (-h) % s), mode="replicate")
         x = x.contiguous(memory_format=torch.channels_last)
         return x, self.model.analyze(x)
+
+    def analyze(self, image: RasterImage) -> torch.Tensor:
+        """The quality-independent analysis of `image` (padded to the model's stride)."""
+        with self._lock, torch.inference_mode():
+            return self._prepare(image)[1]
 
     def _to_pixels(self, x_hat: torch.Tensor, height: int, width: int, channels: int) -> np.ndarray:
         rgb = x_hat[0, :, :height, :width].mul(255.0).round_().clamp_(0, 255).to(torch.uint8)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .errors import FormatError
+from .identity import BY_ID
 
 MAGIC = b"\x89LIC"
 VERSION = 1
@@ -19,8 +20,6 @@ MAX_SIDE = 65535 * 4
 MAX_STREAMS = 16
 
 MODES = ("L", "LA", "RGB", "RGBA")  # mode code = index
-
-MODEL_NAMES = {1: "hyperprior", 2: "context", 3: "reference", 4: "hierarchical", 5: "coarse2fine"}
 
 LAYER_Z = 1 << 0
 LAYER_Y = 1 << 1
@@ -176,16 +175,11 @@ def unpack(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Header
     return header, streams
 
 
-#: Header params of the models that have them, by model id: (struct format, field names).
-MODEL_PARAMS = {3: ("<HH", ("search_window_rows", "search_window_cols"))}
-
-
 def _named_params(h: Header) -> dict:
-    """The model params as named fields (65535 = unbounded), where the layout is known and fits."""
-    fmt, names = MODEL_PARAMS.get(h.model_id, ("", ()))
-    if not names or len(h.params) != struct.calcsize(fmt):
-        return {}
-    return dict(zip(names, struct.unpack(fmt, h.params)))
+    """The model params as named fields, where the model's layout is known and fits."""
+    model = BY_ID.get(h.model_id)
+    layout = model.params if model else None
+    return (layout.unpack(h.params) or {}) if layout else {}
 
 
 def describe(header: Header, streams: Sequence[Stream]) -> dict:
@@ -195,7 +189,7 @@ def describe(header: Header, streams: Sequence[Stream]) -> dict:
     return {
         "format_version": h.version,
         "model_id": h.model_id,
-        "model": MODEL_NAMES.get(h.model_id, f"unknown ({h.model_id})"),
+        "model": BY_ID[h.model_id].name if h.model_id in BY_ID else f"unknown ({h.model_id})",
         "weights_id": h.weights_id,
         "weights_id_hex": f"{h.weights_id:08x}",
         "quality": h.quality,

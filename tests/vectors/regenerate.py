@@ -136,10 +136,9 @@ def open_codec(name: str):
 def decoded_latents(codec, data: bytes) -> dict[str, torch.Tensor]:
     """The exact latents the decoder recovers from `data`."""
     inputs = codec.latent_inputs(data)
-    extra = {"reference": (inputs.header.params,), "hierarchical": (inputs.header.layer_flags,),
-             "coarse2fine": (inputs.header.layer_flags,)}.get(codec.spec.name, ())
     with torch.inference_mode():
-        return codec.model.decode_latents(inputs.streams, inputs.padded_hw, inputs.escapes, *extra)
+        return codec.model.decode_latents(inputs.streams, inputs.padded_hw, inputs.escapes,
+                                          inputs.header.layer_flags, inputs.header.params)
 
 
 def encode_case(codec, pixels: np.ndarray, quality: float, extra) -> bytes:
@@ -149,7 +148,7 @@ def encode_case(codec, pixels: np.ndarray, quality: float, extra) -> bytes:
     if extra is None:
         return codec.encode(pixels, quality).data
     if isinstance(extra, tuple):  # the reference model's search window
-        from lccodec.reference import Window
+        from lccodec.exact.reference_search import Window
 
         saved = codec.model.window
         codec.model.window = Window(*extra)
@@ -162,7 +161,7 @@ def encode_case(codec, pixels: np.ndarray, quality: float, extra) -> bytes:
     flags = sum(bit for bit, n in LAYER_NAMES.items() if n in extra.split("|"))
     from lccodec import container
     from lccodec.coding import EscapeWriter
-    from lccodec.container import STREAM_ALPHA, STREAM_ESCAPE, Header, Stream
+    from lccodec.container import STREAM_ESCAPE, Header, Stream
 
     raster = load_image(pixels)
     with torch.inference_mode():

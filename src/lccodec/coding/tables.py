@@ -69,6 +69,27 @@ class CdfTables:
         return cls(arrays[f"{prefix}.counts"], arrays[f"{prefix}.offsets"], arrays[f"{prefix}.lo"])
 
 
+@dataclass
+class GaussianTables:
+    """The residual tables of the Gaussian conditional and the scale bounds that choose one.
+
+    ``bounds[k]`` is table k's scale σ_k × 2^8, rounded (ascending): a symbol whose predicted
+    scale is σ_int (8 fractional bits) is coded with the first table k with bounds[k] ≥ σ_int,
+    or with the last table.
+    """
+
+    tables: CdfTables
+    bounds: np.ndarray  # int64, one per table
+
+    def __post_init__(self) -> None:
+        self.bounds = np.asarray(self.bounds, dtype=np.int64)
+
+    def index(self, scale_int: np.ndarray) -> np.ndarray:
+        """The table index of every predicted scale (any shape), flat int64."""
+        index = np.searchsorted(self.bounds, np.asarray(scale_int).ravel(), side="left")
+        return np.minimum(index, len(self.bounds) - 1)
+
+
 def _counts_from_pmf(pmf: np.ndarray, escape_mass: float) -> np.ndarray:
     """Positive integer counts for pmf + one escape bin, summing to about COUNT_TOTAL."""
     p = np.append(np.clip(pmf, 0.0, None), max(escape_mass, 0.0))

@@ -1,6 +1,8 @@
-"""Registry of models: a stable name and numeric id (recorded in every .lic file) per model.
+"""Registry of models: each model class by the stable name and id of its identity.
 
-Ids are never reused or renumbered; a new model gets the next free id.
+Names, ids, descriptions and header-params layouts are written once, in
+:mod:`lccodec.identity`; a model class takes its own with ``class X(LicModel, model="name")``.
+A new model is one line here (and one there).
 """
 from __future__ import annotations
 
@@ -10,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from torch import nn
-
 from ..errors import ModelError
+from ..identity import BY_ID, IDENTITIES
+from .base import LicModel
 from .coarse2fine import Coarse2FineModel
 from .context import ContextModel
 from .hierarchical import HierarchicalModel
@@ -21,12 +23,20 @@ from .reference import ReferenceModel
 
 WEIGHTS_ENV = "LIC_WEIGHTS_DIR"
 
+MODEL_CLASSES: tuple[type[LicModel], ...] = (
+    HyperpriorModel,
+    ContextModel,
+    ReferenceModel,
+    HierarchicalModel,
+    Coarse2FineModel,
+)
+
 
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
     model_id: int
-    factory: Callable[..., nn.Module]
+    factory: Callable[..., LicModel]
     description: str
 
     @property
@@ -35,15 +45,10 @@ class ModelSpec:
 
 
 MODELS: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in (
-        ModelSpec("hyperprior", 1, HyperpriorModel, "mean-scale hyperprior (Ballé 2018, Minnen 2018)"),
-        ModelSpec("context", 2, ContextModel, "joint autoregressive + hierarchical prior (Minnen 2018), wavefront decoding"),
-        ModelSpec("reference", 3, ReferenceModel, "global reference + context + hyperprior with GSDN (Qian et al. 2021)"),
-        ModelSpec("hierarchical", 4, HierarchicalModel, "hierarchical latents y4/y3/y2 with layer-dependent transmission (HC, Ge et al.)"),
-        ModelSpec("coarse2fine", 5, Coarse2FineModel, "coarse-to-fine two-layer hyperprior with information aggregation (Hu et al. 2020)"),
-    )
+    cls.name: ModelSpec(cls.name, cls.model_id, cls, cls.identity.description) for cls in MODEL_CLASSES
 }
+if [spec.model_id for spec in MODELS.values()] != [i.model_id for i in IDENTITIES]:
+    raise ImportError("models/registry.py and lccodec/identity.py list different models")
 
 
 def model_by_name(name: str) -> ModelSpec:
@@ -54,13 +59,12 @@ def model_by_name(name: str) -> ModelSpec:
 
 
 def model_by_id(model_id: int) -> ModelSpec:
-    for spec in MODELS.values():
-        if spec.model_id == model_id:
-            return spec
+    if model_id in BY_ID and BY_ID[model_id].name in MODELS:
+        return MODELS[BY_ID[model_id].name]
     raise ModelError(f"file was made by an unknown model (id {model_id}); this lic knows {', '.join(MODELS)}")
 
 
-def build_model(spec: ModelSpec, config: dict | None = None) -> nn.Module:
+def build_model(spec: ModelSpec, config: dict | None = None) -> LicModel:
     """An untrained model of `spec` with the given config (N, M, lambdas...)."""
     config = dict(config or {})
     if "lambdas" in config:

@@ -1,4 +1,4 @@
-"""Global reference search (Qian et al. 2021), exact on any machine, and its training twin.
+"""The global reference search (Qian et al. 2021): exact on any machine, and its training twin.
 
 For a target latent the decoder compares its *query* — the similarity embedding e of its four
 causal neighbours (left, top-left, top, top-right) — with the same query of every candidate:
@@ -20,22 +20,21 @@ Exactness (every machine picks the same b and the same weights):
 * U8(b) = the context-only model's probability of ŷ'_b, averaged over channels, from an integer
   table indexed by (its scale index, |ŷ' − μ_ctx| in quarter steps): see :func:`confidence_table`.
 
-"Already decoded" is the wavefront order of :mod:`lccodec.wavefront`: b is a candidate of a iff
+"Already decoded" is the wavefront order of :mod:`lccodec.exact.wavefront`: b is a candidate of a iff
 t_b < t_a (t = 3·row + col) and b lies in a's window (rows r_a − R … , columns c_a ± C). Training
 (:func:`candidate_mask`) uses the same rule. The window is recorded in the file header.
 """
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .container import MODEL_PARAMS
-from .errors import FormatError
-from .exact import ACT_BITS
+from ..errors import FormatError
+from ..identity import identity
+from .fixed_point import ACT_BITS
 
 QUERY_TAPS: tuple[tuple[int, int], ...] = ((-1, -1), (-1, 0), (-1, 1), (0, -1))
 RELEVANT_TAPS: tuple[tuple[int, int], ...] = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 0))
@@ -47,7 +46,8 @@ CONF_STEP_BITS = 2
 CONF_BITS = 16  # table entries are probabilities × 2^16
 GROUP = 8  # targets of one step searched together (consecutive rows)
 MAX_WINDOW = 128  # the largest rows / cols a decoder accepts: bounds the work a file can ask for
-_PARAMS = struct.Struct(MODEL_PARAMS[3][0])
+_PARAMS = identity("reference").params  # the window's layout in the header params
+assert _PARAMS is not None
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,10 @@ class Window:
 
     @classmethod
     def unpack(cls, params: bytes) -> "Window":
-        if len(params) != _PARAMS.size:
+        fields = _PARAMS.unpack(params)
+        if fields is None:
             raise FormatError(f"corrupt: reference model params are {len(params)} bytes, not {_PARAMS.size}")
-        rows, cols = _PARAMS.unpack(params)
+        rows, cols = fields.values()
         if not (1 <= rows <= MAX_WINDOW and 1 <= cols <= MAX_WINDOW):
             raise FormatError(f"corrupt: reference search window {rows}x{cols} is outside 1..{MAX_WINDOW}")
         return cls(rows, cols)
