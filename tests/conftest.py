@@ -85,3 +85,21 @@ def latents_at_1_and_2_threads(decode_latents) -> tuple[dict, dict]:
     for key in one:
         assert torch.equal(one[key], two[key]), key
     return one, two
+
+
+def warm_started_by_train_init(tmp_path, name: str, config: dict):
+    """(model after `lic train --init HYPERPRIOR`, that hyperprior, the log lines)."""
+    import torch
+
+    from lccodec.models.hyperprior import HyperpriorModel
+    from lccodec.train.loop import TrainConfig, _setup_model
+    from lccodec.weights_io import save_weights
+
+    torch.manual_seed(3)
+    hyper = HyperpriorModel(N=config["N"], M=config["M"])
+    save_weights(tmp_path / "h.safetensors", hyper, hyper.build_tables(), {})
+    lines: list[str] = []
+    model, _, _ = _setup_model(TrainConfig(model=name, model_config=config, init=str(tmp_path / "h.safetensors")),
+                               torch.device("cpu"), lines.append)
+    return model, hyper, lines
+

@@ -9,7 +9,7 @@ from lccodec import container
 from lccodec.container import LAYER_Y, LAYER_Z, LAYER_Z2, STREAM_Y, STREAM_Z, STREAM_Z2, Stream
 from lccodec.errors import FormatError
 
-from conftest import photo_like, latents_at_1_and_2_threads
+from conftest import photo_like, latents_at_1_and_2_threads, warm_started_by_train_init
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +74,15 @@ def test_missing_or_miscounted_streams_raise(c2f, encoded):
 def test_deterministic(c2f):
     img = photo_like(40, 60, seed=9)
     assert c2f.encode(img, 6.0).data == c2f.encode(img, 6.0).data
+
+
+def test_train_init_runs_the_coarse2fine_warm_start(tmp_path):
+    import torch
+
+    model, hyper, lines = warm_started_by_train_init(tmp_path, "coarse2fine", {"N": 16, "M": 24, "K": 8, "N2": 8, "A": 8})
+    assert "Coarse2FineModel.warm_start" in lines[0]
+    fp16 = lambda t: t.detach().half().float()  # noqa: E731
+    for name in ("g_a.0.weight", "g_s.6.weight", "h_a.0.weight", "h_s.0.weight", "gain.log_gain"):
+        assert torch.equal(model.state_dict()[name], fp16(hyper.state_dict()[name])), name
+    assert model.h_s[2].weight.shape[1] == 8 and model.z_density.channels == 8  # pruned; z2 its own
+    assert float(model.agg1[2].weight.abs().max()) == 0.0

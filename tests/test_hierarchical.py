@@ -13,7 +13,7 @@ from lccodec.errors import FormatError
 from lccodec.imageio import load_image
 from lccodec.latents.hierarchical import layers_for_quality
 
-from conftest import photo_like, latents_at_1_and_2_threads
+from conftest import photo_like, latents_at_1_and_2_threads, warm_started_by_train_init
 
 BASE = LAYER_Z | LAYER_Y4
 SUBSETS = [BASE, BASE | LAYER_Y3, BASE | LAYER_Y2, BASE | LAYER_Y3 | LAYER_Y2]
@@ -114,3 +114,17 @@ def test_symbol_counts_checked_before_decoding(hc, image):
     odd = _repack(data, change=lambda s: Stream(s.kind, s.data[:-1], s.symbols) if s.kind == STREAM_Y3 else s)
     with pytest.raises(FormatError):
         hc.decode(odd)
+
+
+def test_train_init_runs_the_hierarchical_warm_start(tmp_path):
+    """The warm start the model card describes: same-shaped tensors, h_s pruned to K channels."""
+    model, hyper, lines = warm_started_by_train_init(tmp_path, "hierarchical", {"N": 16, "M": 24, "K": 8, "K3": 8, "K2": 8})
+    assert "HierarchicalModel.warm_start" in lines[0]
+    fp16 = lambda t: t.detach().half().float()  # noqa: E731  (weights files hold fp16)
+    for name in ("g_a.0.weight", "g_s.6.weight", "h_a.0.weight", "h_s.0.weight", "z_density.biases.0"):
+        assert torch.equal(model.state_dict()[name], fp16(hyper.state_dict()[name])), name
+    w3 = fp16(hyper.h_s[4].weight)
+    keep = torch.argsort(w3.flatten(2).norm(dim=2).norm(dim=0), descending=True)[:8]
+    assert torch.equal(model.h_s[2].weight, fp16(hyper.h_s[2].weight)[:, keep])
+    assert torch.equal(model.h_s[4].weight, w3[:, keep])
+    assert float(model.inject3.weight.abs().max()) == 0.0  # starts as the hyperprior's synthesis

@@ -218,3 +218,27 @@ class HyperpriorBase(LicModel):
         y = self.apply_gain(self.analysis(x), quality)
         rates = self.likelihoods(y, quality)
         return {"x_hat": self.synthesis(self.inverse_gain(rates.hats["y"], quality)), **rates.as_output()}
+
+
+@torch.no_grad()
+def warm_start_light_h_s(model: LicModel, weights: str) -> list[str]:
+    """Warm start a model with a lighter h_s (hidden width K) from a hyperprior weights file.
+
+    Copies every same-shaped tensor; fits the hyperprior's h_s into the light one: its first
+    layer, and the K hidden channels of its second layer that its last layer weighs most.
+    Returns the names copied.
+    """
+    from ..weights_io import copy_matching, weights_state
+
+    hyper_state = weights_state(weights)
+    own = model.state_dict()
+    pruned: dict[str, torch.Tensor] = {}
+    w2, b2, w3 = hyper_state["h_s.2.weight"], hyper_state["h_s.2.bias"], hyper_state["h_s.4.weight"]
+    k = own["h_s.2.weight"].shape[1]
+    if own["h_s.2.weight"].shape[0] == w2.shape[0] and own["h_s.4.weight"].shape[0] == w3.shape[0]:
+        keep = torch.argsort(w3.flatten(2).norm(dim=2).norm(dim=0), descending=True)[:k]
+        pruned["h_s.2.weight"], pruned["h_s.2.bias"] = w2[:, keep].clone(), b2[keep].clone()
+        if own["h_s.4.weight"].shape[2:] == w3.shape[2:]:
+            pruned["h_s.4.weight"], pruned["h_s.4.bias"] = w3[:, keep].clone(), hyper_state["h_s.4.bias"].clone()
+    copied = copy_matching(model, hyper_state, pruned)
+    return copied + (["h_s.2 (pruned)", "h_s.4 (pruned)"] if "h_s.4.weight" in pruned else [])

@@ -11,6 +11,8 @@ Padding stride 128. Latents: :mod:`lccodec.latents.two_level_hyper`.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -20,7 +22,7 @@ from ..latents.hyperprior import hyper_synthesis
 from ..latents.two_level_hyper import TwoLevelHyperLatentCodec
 from ..layers import conv, deconv
 from ..tiling import run_tiled
-from .base import LAMBDAS, SYNTHESIS_HALO, SYNTHESIS_TILE, HyperpriorBase
+from .base import LAMBDAS, SYNTHESIS_HALO, SYNTHESIS_TILE, HyperpriorBase, warm_start_light_h_s
 
 ONE = float(1 << ACT_BITS)
 
@@ -47,6 +49,11 @@ class Coarse2FineModel(HyperpriorBase, model="coarse2fine"):
         self.latent_codec = TwoLevelHyperLatentCodec(
             self.h_a, self.h_s, self.h_a2, self.h_s2, self.z_density, {"y": M, "z1": N, "z2": N2}
         )
+
+    def warm_start(self, weights: str | Path) -> list[str]:
+        """From a hyperprior weights file: same-shaped tensors, h_s pruned to K hidden channels
+        (the aggregation starts at zero, so the model starts as that hyperprior's synthesis)."""
+        return warm_start_light_h_s(self, str(weights))
 
     def synthesize(self, latents: dict[str, torch.Tensor], quality: float, device: torch.device) -> torch.Tensor:
         def real(name: str) -> torch.Tensor:

@@ -15,6 +15,8 @@ the decoder accepts any announced subset. Latents: :mod:`lccodec.latents.hierarc
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,6 +28,7 @@ from ..layers import LINEAR_SCALE, QualityGain, conv
 from ..tiling import run_tiled
 from .base import (
     ANALYSIS_HALO, ANALYSIS_TILE, LAMBDAS, SYNTHESIS_HALO, SYNTHESIS_TILE, HyperpriorBase, quality_tensor,
+    warm_start_light_h_s,
 )
 
 ONE = float(1 << ACT_BITS)
@@ -54,6 +57,11 @@ class HierarchicalModel(HyperpriorBase, model="hierarchical"):
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
         self.latent_codec = HierarchicalLatentCodec(HyperLatent(self.h_a, self.h_s, self.z_density, N), nets, M)
+
+    def warm_start(self, weights: str | Path) -> list[str]:
+        """From a hyperprior weights file: same-shaped tensors, h_s pruned to K hidden channels
+        (the injections start at zero, so the model starts as that hyperprior)."""
+        return warm_start_light_h_s(self, str(weights))
 
     # -------------------------------------------------------------- transforms
     def layered_analysis(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
