@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import functools
-import io
 import math
 import threading
 from dataclasses import dataclass, field
@@ -18,7 +17,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from . import container
 from .bench.metrics import psnr
@@ -27,6 +25,7 @@ from .container import STREAM_ALPHA, STREAM_ESCAPE, Header, Stream
 from .errors import FormatError, LicError, ModelError
 from .imageio import RasterImage, load_image
 from .models import ModelSpec, build_model, model_by_id, model_by_name, weights_path
+from .side_streams import alpha_from_png, alpha_to_png, check_escapes_used, check_side_streams
 from .weights_io import load_weights
 
 
@@ -52,24 +51,6 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device not in ("cpu", "cuda"):
         raise ModelError(f"unknown device '{device}' (use auto, cpu or cuda)")
     return torch.device(device)
-
-
-def _alpha_to_png(alpha: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(alpha, "L").save(buf, format="PNG", compress_level=9)
-    return buf.getvalue()
-
-
-def _alpha_from_png(data: bytes, width: int, height: int) -> np.ndarray:
-    try:
-        with Image.open(io.BytesIO(data), formats=["PNG"]) as im:
-            if im.size != (width, height) or im.mode != "L":
-                raise FormatError("corrupt: alpha plane does not match the image")
-            return np.asarray(im.convert("L"))
-    except FormatError:
-        raise
-    except Exception:
-        raise FormatError("corrupt: alpha plane cannot be decoded") from None
 
 
 @dataclass
@@ -150,7 +131,7 @@ class Codec:
         streams, flags, x_hat = self.model.compress(analysis, quality, escapes, synthesize)
         streams.append(Stream(STREAM_ESCAPE, escapes.getvalue(), escapes.count))
         if image.alpha is not None:
-            streams.append(Stream(STREAM_ALPHA, _alpha_to_png(image.alpha), image.alpha.size))
+            streams.append(Stream(STREAM_ALPHA, alpha_to_png(image.alpha), image.alpha.size))
         header = Header(
             model_id=self.spec.model_id,
             weights_id=self.weights_id,
@@ -261,19 +242,17 @@ class Codec:
             raise FormatError(f"corrupt: quality {quality:g} is outside {lo:g}..{hi:g}")
         inputs = latent_inputs(header, streams, self.model.stride)
         by_kind, escapes = inputs.streams, inputs.escapes
+        check_side_streams(header, by_kind)
         with self._lock, torch.inference_mode():
             x_hat = self.model.decompress(
                 by_kind, inputs.padded_hw, quality, escapes, self.device,
                 layer_flags=header.layer_flags, params=header.params,
             )
-        if STREAM_ESCAPE in by_kind and escapes.count != by_kind[STREAM_ESCAPE].symbols:
-            raise FormatError("corrupt: escape count does not match")
+        check_escapes_used(escapes, by_kind[STREAM_ESCAPE])
         channels = 1 if header.mode in ("L", "LA") else 3
         colour = self._to_pixels(x_hat, header.height, header.width, channels)
         if header.mode in ("LA", "RGBA"):
-            if STREAM_ALPHA not in by_kind:
-                raise FormatError("corrupt: alpha stream is missing")
-            alpha = _alpha_from_png(by_kind[STREAM_ALPHA].data, header.width, header.height)
+            alpha = alpha_from_png(by_kind[STREAM_ALPHA].data, header.width, header.height)
             colour = np.concatenate([colour, alpha[..., None]], axis=2)
         return colour
 

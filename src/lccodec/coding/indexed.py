@@ -118,5 +118,9 @@ def encode_indexed(
 def decode_indexed(
     data: bytes, index: np.ndarray, tables: CdfTables, escapes: EscapeReader, what: str = "entropy-coded"
 ) -> np.ndarray:
-    """Inverse of :func:`encode_indexed`: the int64 values, in flat order."""
-    return IndexedDecoder(data, tables, escapes, what).decode(index)
+    """Inverse of :func:`encode_indexed`: the int64 values, in flat order. The stream must end
+    with its last symbol (FormatError otherwise)."""
+    decoder = IndexedDecoder(data, tables, escapes, what)
+    values = decoder.decode(index)
+    decoder.finish()
+    return values

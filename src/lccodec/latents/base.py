@@ -23,9 +23,10 @@ import numpy as np
 import torch
 
 from ..coding import EscapeReader, EscapeWriter
-from ..container import Stream
+from ..container import STREAM_ALPHA, STREAM_ESCAPE, STREAM_NAMES, Stream
 from ..errors import FormatError
 
+FILE_STREAMS = frozenset((STREAM_ESCAPE, STREAM_ALPHA))  # beside the latents (lccodec.side_streams)
 SCALE_LOWER_BOUND = 0.11  # training: predicted scales below this are lifted (identity gradient)
 
 
@@ -109,7 +110,11 @@ class LatentCodec(Protocol):
 
 
 def expect_streams(streams: dict[int, Stream], expected: dict[int, tuple[int, ...]]) -> None:
-    """Every expected stream is there with the symbol count its shape implies."""
+    """The latent streams are exactly `expected` (beside the file-level escape and alpha
+    streams), each with the symbol count its shape implies."""
+    for kind in sorted(set(streams) - set(expected) - FILE_STREAMS):
+        name = STREAM_NAMES.get(kind, "unknown")
+        raise FormatError(f"corrupt: a {name} stream (kind {kind}) does not belong in this model's files")
     if any(kind not in streams for kind in expected):
         raise FormatError("corrupt: a latent stream is missing")
     for kind, shape in expected.items():

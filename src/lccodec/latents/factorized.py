@@ -60,7 +60,8 @@ class FactorizedLatent:
         return Stream(self.kind, data, count), self._as_tensor(values, tuple(z_hat.shape))
 
     def decompress(self, stream: Stream, shape: tuple[int, ...], escapes: EscapeReader) -> torch.Tensor:
-        """ẑ (int64, `shape`) from its stream (whose symbol count the caller has checked)."""
+        """ẑ (int64, `shape`) from its stream (whose symbol count the caller has checked); the
+        stream must end with its last symbol."""
         values = decode_indexed(stream.data, self.index(shape), self.require_tables(), escapes, STREAM_NAMES[self.kind])
         return self._as_tensor(values, shape)
 

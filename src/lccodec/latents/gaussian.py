@@ -84,6 +84,7 @@ class GaussianConditional:
         return Stream(self.kind, data, count), r
 
     def decompress(self, stream: Stream, index: np.ndarray, shape: tuple[int, ...], escapes: EscapeReader) -> torch.Tensor:
-        """The residuals (int64, `shape`) from the stream (whose symbol count the caller checked)."""
+        """The residuals (int64, `shape`) from the stream (whose symbol count the caller checked);
+        the stream must end with its last symbol."""
         r = decode_indexed(stream.data, index, self.require_tables().tables, escapes, STREAM_NAMES[self.kind])
         return torch.from_numpy(r).view(*shape)
