@@ -10,7 +10,7 @@ from lccodec.bench import BenchError
 from lccodec.bench.anchors import Curve, load_curves, save_curve
 from lccodec.bench.baselines import get_baselines
 from lccodec.bench.bdrate import bd_psnr, bd_rate
-from lccodec.bench.metrics import ms_ssim, ms_ssim_db, psnr
+from lccodec.metrics import ms_ssim, ms_ssim_db, psnr
 
 ANCHORS = Path(__file__).resolve().parents[2] / "shared" / "anchors" / "kodak"
 needs_anchors = pytest.mark.skipif(not ANCHORS.is_dir(), reason=f"{ANCHORS} is absent")

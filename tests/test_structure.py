@@ -20,7 +20,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 #: Lowest first. A module may import from its own layer and the layers below, never above.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "identity", "atomic"),
+    ("errors", "identity", "atomic", "device", "metrics"),
     ("container", "coding", "tiling", "layers", "entropy_models", "exact.fixed_point"),
     ("exact", "imageio", "weights_io", "side_streams"),
     ("latents",),
@@ -29,10 +29,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("__init__", "batch", "demo", "checks", "train", "bench"),
     ("cli",),
 ]
-#: Known, and owned by the usability branch (issue 14, "Utilities once"): metrics move into the
-#: core there, and bench/anchors, report and runner lose their circle.
-KNOWN_UPWARD = {("codec", "bench.metrics"), ("demo", "bench.metrics")}
-KNOWN_CIRCLES = [{"bench.anchors", "bench.report", "bench.runner"}]
+KNOWN_UPWARD: set[tuple[str, str]] = set()
+KNOWN_CIRCLES: list[set[str]] = []
 
 
 def _module_name(path: Path) -> str:

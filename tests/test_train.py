@@ -235,3 +235,23 @@ def test_continue_from_weights_keeps_steps_minutes_and_config(data_dir, tmp_path
     assert second.device_seconds > first.device_seconds * 0.99 - 1.0
     assert any("continuing" in line and "at step 3" in line for line in lines)
     assert second.history[0]["lr"] < 2e-3 * 0.05  # Adam re-warms
+
+
+def test_checkpoint_files_are_written_atomically(tmp_path, monkeypatch):
+    """Unique temp names (a leftover or a second writer's `.tmp` is no obstacle) and fsync."""
+    import os
+
+    from lccodec.models.hyperprior import HyperpriorModel
+
+    model = HyperpriorModel(N=16, M=24)
+    (tmp_path / "checkpoint.json.tmp").mkdir()  # what a fixed temp name would collide with
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd)))
+    save_checkpoint(tmp_path, model, None, {"step": 7})
+    index = read_index(tmp_path)
+    assert len(synced) == len(index["parts"]) + 1  # every part and the index
+    load_checkpoint(tmp_path, HyperpriorModel(N=16, M=24))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
+    assert (tmp_path / "checkpoint.json.tmp").is_dir()  # someone else's, left alone
+

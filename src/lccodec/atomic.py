@@ -1,21 +1,68 @@
-"""Atomic file output: write to a temp file in the target's folder, then os.replace() it."""
+"""Atomic file output: write to a temp file in the target's folder, fsync, then os.replace() it.
+
+The one writer of the package: images, .lic files, weights, checkpoints and benchmark reports all
+go through :func:`atomic_output` (a binary file) or :func:`atomic_path` (a temp path, for
+writers that want a file name). A reader — or an interrupted run — only ever sees the complete
+old file or the complete new one. An existing target keeps its permission bits; a new one gets
+the usual ``0666 & ~umask``. :func:`terminate_on_signals` makes SIGTERM and SIGHUP unwind like
+Ctrl-C, so the temp file is removed then too.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import os
+import signal
+import stat
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from .errors import LicError
 
-_UMASK = os.umask(0o022)
+_UMASK = os.umask(0o022)  # read once, at import: flipping it later would race other threads
 os.umask(_UMASK)
 
 
-def _reason(exc: OSError) -> str:
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C (temp files removed), then exits 128+signum."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
+TERMINATING_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+def install_signal_handlers() -> dict[int, object]:
+    """Make SIGTERM and SIGHUP raise :class:`Terminated`; returns the handlers they replace."""
+    previous = {}
+    for sig in TERMINATING_SIGNALS:
+        with contextlib.suppress(ValueError, OSError):  # not the main thread: leave it
+            previous[sig] = signal.signal(sig, _raise_terminated)
+    return previous
+
+
+@contextlib.contextmanager
+def terminate_on_signals() -> Iterator[None]:
+    """Within the block SIGTERM and SIGHUP raise :class:`Terminated`; the old handlers come back after."""
+    previous = install_signal_handlers()
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(sig, handler)
+
+
+def reason(exc: OSError) -> str:
+    """A short human reason for an OSError ('permission denied', 'no space left on device'…)."""
     if isinstance(exc, PermissionError):
         return "permission denied"
     if isinstance(exc, IsADirectoryError):
@@ -33,6 +80,51 @@ def _check_target(path: Path) -> None:
         raise LicError(f"cannot write '{path}': it is a directory")
 
 
+def _mode_for(path: Path) -> int:
+    """The permission bits the new file gets: the target's own, else 0666 & ~umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_UMASK
+
+
+def _install(tmp: str, path: Path) -> None:
+    """fsync the finished temp file, give it its permission bits and move it over `path`."""
+    try:
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, _mode_for(path))
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise LicError(f"cannot write '{path}': {reason(exc)}") from exc
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp path beside `path` to write to; it replaces `path` if the block completes.
+
+    For writers that want a file name (matplotlib, safetensors). On any exception the temp file
+    is removed and `path` is left untouched; failures to create or install the file raise LicError.
+    """
+    path = Path(path)
+    _check_target(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+    except OSError as exc:
+        raise LicError(f"cannot write '{path}': {reason(exc)}") from exc
+    try:
+        yield Path(tmp)
+        _install(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """Yield a binary file that replaces `path` only if the with-block completes.
@@ -40,29 +132,12 @@ def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
     On any exception the temp file is removed and `path` is left untouched; exceptions from
     the block propagate unchanged, failures to create or install the file raise LicError.
     """
-    path = Path(path)
-    _check_target(path)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise LicError(f"cannot write '{path}': {_reason(exc)}") from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            try:
-                f.flush()
-                os.fsync(f.fileno())
-            except OSError as exc:
-                raise LicError(f"cannot write '{path}': {_reason(exc)}") from exc
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        yield f
         try:
-            os.chmod(tmp, 0o666 & ~_UMASK)
-            os.replace(tmp, path)
+            f.flush()
         except OSError as exc:
-            raise LicError(f"cannot write '{path}': {_reason(exc)}") from exc
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+            raise LicError(f"cannot write '{path}': {reason(exc)}") from exc
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
@@ -71,7 +146,12 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
         try:
             f.write(data)
         except OSError as exc:
-            raise LicError(f"cannot write '{path}': {_reason(exc)}") from exc
+            raise LicError(f"cannot write '{path}': {reason(exc)}") from exc
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write UTF-8 `text` to `path` atomically (newlines as given)."""
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:

@@ -19,11 +19,12 @@ import torch
 import torch.nn.functional as F
 
 from . import container
-from .bench.metrics import psnr
 from .coding import EscapeReader, EscapeWriter
 from .container import STREAM_ALPHA, STREAM_ESCAPE, Header, Stream
-from .errors import FormatError, LicError, ModelError
+from .device import resolve_device
+from .errors import FormatError, LicError, LicWarning, ModelError
 from .imageio import RasterImage, load_image
+from .metrics import psnr
 from .models import ModelSpec, build_model, model_by_id, model_by_name, weights_path
 from .side_streams import alpha_from_png, alpha_to_png, check_escapes_used, check_side_streams
 from .weights_io import load_weights
@@ -40,17 +41,6 @@ class Encoded:
     bpp: float
     psnr: float  # PSNR of the colour channels, dB (inf when identical)
     warnings: list[str] = field(default_factory=list)
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """'auto' -> cuda when available, else cpu; 'cuda' without a GPU is a ModelError."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ModelError("--device cuda requested but no CUDA GPU is available")
-    if device not in ("cpu", "cuda"):
-        raise ModelError(f"unknown device '{device}' (use auto, cpu or cuda)")
-    return torch.device(device)
 
 
 @dataclass

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench.metrics import psnr
+from .metrics import psnr
 from .imageio import load_image
 
 

@@ -15,3 +15,8 @@ class ImageError(LicError):
 
 class ModelError(LicError):
     """An unknown model, missing or mismatched weights, or an invalid quality."""
+
+
+class LicWarning(UserWarning):
+    """Something was changed or dropped but the result is still usable (16-bit input reduced,
+    ICC profile dropped, a rate target missed). The CLI prints these as `lic: warning: …`."""

@@ -19,11 +19,16 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .atomic import atomic_output
+from .container import DEFAULT_MAX_PIXELS, MODES  # the format's modes and pixel limit, defined once
 from .errors import ImageError, LicError
 
-DEFAULT_MAX_PIXELS = 1 << 27  # below Pillow's own hard limit (~179 Mpx), so ours is the one users meet
-MODES = ("L", "LA", "RGB", "RGBA")
 WARN_16BIT = "16-bit image reduced to 8 bits"
+WARN_ICC = "ICC colour profile dropped (.lic files do not carry it yet; --strip silences this)"
+WARN_EXIF = "EXIF metadata dropped (.lic files do not carry it yet; --strip silences this)"
+
+#: File name suffixes of the images lic reads from a folder (bench, training data).
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm",
+                            ".pgm", ".pnm"})
 
 Source = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO, Image.Image, np.ndarray]
 

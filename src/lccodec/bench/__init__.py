@@ -1,7 +1,6 @@
 """`lic bench`: measure codecs on real files — rate, distortion, speed — and compare curves.
 
-Modules, one concept each:
-  metrics    PSNR and MS-SSIM on uint8 images
+Modules, one concept each (the metrics live in the core, lccodec.metrics):
   bdrate     Bjøntegaard delta rate / PSNR between two rate–distortion curves
   anchors    Curve, and loading/saving CompressAI-layout result files
   baselines  Pillow codecs (JPEG 4:4:4/4:2:0, WebP, AVIF, optional JPEG XL)

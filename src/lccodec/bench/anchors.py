@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_text_atomic
 from . import BenchError
 
 #: CompressAI result keys, in the order they are written.
@@ -106,6 +107,4 @@ def load_curves(path: str | Path) -> list[Curve]:
 
 def save_curve(path: str | Path, curve: Curve) -> None:
     """Write one curve as a CompressAI result file (atomically)."""
-    from .report import atomic_write_text
-
-    atomic_write_text(Path(path), json.dumps(curve.to_dict(), indent=2) + "\n")
+    write_text_atomic(path, json.dumps(curve.to_dict(), indent=2) + "\n")

@@ -4,9 +4,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..atomic import atomic_path
 from . import BenchError
 from .anchors import Curve
-from .report import atomic_path
 
 MISSING = "--plot needs matplotlib: pip install 'lccodec[plot]'"
 

@@ -1,7 +1,7 @@
 """Benchmark output: BD comparisons, the stdout summary table, JSON and CSV files.
 
-Files are written atomically (temp file in the same folder, then os.replace), so a reader — or
-an interrupted run — only ever sees a complete previous version or the new one.
+Files are written atomically (:mod:`lccodec.atomic`), so a reader — or an interrupted run — only
+ever sees a complete previous version or the new one.
 """
 from __future__ import annotations
 
@@ -9,42 +9,16 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_text_atomic
+from ..metrics import ms_ssim_db
 from .anchors import Curve, json_number
 from .bdrate import bd_psnr, bd_rate
-from .metrics import ms_ssim_db
 from .runner import Point, Row
-
-
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temp path next to `path`; on success it replaces `path`, on failure it is removed."""
-    path = Path(path)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write UTF-8 text to path atomically (temp file in the same folder, then os.replace)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8", newline="")
 
 
 @dataclass
@@ -148,7 +122,7 @@ def run_document(points: Sequence[Point], rows: Sequence[Row], curves: Sequence[
 
 def write_json(path: str | Path, document: dict[str, Any]) -> None:
     """Write a run document (strict JSON, atomically)."""
-    atomic_write_text(Path(path), json.dumps(document, indent=1, allow_nan=False) + "\n")
+    write_text_atomic(path, json.dumps(document, indent=1, allow_nan=False) + "\n")
 
 
 CSV_COLUMNS = tuple(f.name for f in fields(Row))
@@ -162,4 +136,4 @@ def write_csv(path: str | Path, rows: Sequence[Row]) -> None:
     for r in rows:
         w.writerow(["" if (isinstance(v, float) and not math.isfinite(v)) else
                     ("" if v is None else v) for v in r.to_dict().values()])
-    atomic_write_text(Path(path), buf.getvalue())
+    write_text_atomic(path, buf.getvalue())

@@ -20,13 +20,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import BenchError
 from ..errors import ImageError, ModelError
+from ..imageio import IMAGE_SUFFIXES
+from ..metrics import ms_ssim, ms_ssim_db, psnr
+from . import BenchError
 from .anchors import Curve
-from .metrics import ms_ssim, ms_ssim_db, psnr
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
-                  ".pnm"}
 
 
 class Codec(Protocol):

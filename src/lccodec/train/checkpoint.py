@@ -13,12 +13,12 @@ Two kinds:
   (byte shuffle) and deflated: about 40 % of the fp32 model, small enough to travel to an
   accelerator together with the training set. Resuming re-warms Adam.
 
-Tensors larger than a part are split into flat pieces. No pickle is involved.
+Tensors larger than a part are split into flat pieces. No pickle is involved. Every file is
+written atomically (temp file, fsync, rename: :mod:`lccodec.atomic`).
 """
 from __future__ import annotations
 
 import json
-import os
 import zlib
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..atomic import atomic_path, write_bytes_atomic, write_text_atomic
 from ..errors import LicError
 
 INDEX = "checkpoint.json"
@@ -97,12 +98,6 @@ def _from_compact_blob(blob: bytes, shapes: dict[str, list[int]]) -> dict[str, t
     return out
 
 
-def _write(folder: Path, name: str, data: bytes) -> None:
-    tmp = folder / (name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, folder / name)
-
-
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     """Adam's per-parameter state as named tensors, plus the JSON-able rest of its state dict."""
     sd = optimizer.state_dict()
@@ -143,7 +138,7 @@ def save_checkpoint(
         blob = _compact_blob(floats)
         for i, start in enumerate(range(0, len(blob), part_limit)):
             names.append(f"part-{tag}-{i:03d}.fp16z")
-            _write(folder, names[-1], blob[start : start + part_limit])
+            write_bytes_atomic(folder / names[-1], blob[start : start + part_limit])
     else:
         tensors = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
         if optimizer is not None:
@@ -151,9 +146,8 @@ def save_checkpoint(
             tensors.update(opt_tensors)
     for part in _pack(tensors, part_limit) if tensors else []:
         names.append(f"part-{tag}-{len(names):03d}.safetensors")
-        tmp = folder / (names[-1] + ".tmp")
-        save_file(part, str(tmp))
-        os.replace(tmp, folder / names[-1])
+        with atomic_path(folder / names[-1]) as tmp:
+            save_file(part, str(tmp))
     index = {
         "format": FORMAT,
         "kind": kind,
@@ -163,9 +157,7 @@ def save_checkpoint(
         "optimizer": optim_meta,
         **meta,
     }
-    tmp = folder / (INDEX + ".tmp")
-    tmp.write_text(json.dumps(index, indent=1, sort_keys=True))
-    os.replace(tmp, folder / INDEX)
+    write_text_atomic(folder / INDEX, json.dumps(index, indent=1, sort_keys=True))
     for stale in folder.glob("part-*"):
         if stale.name not in names:
             stale.unlink()
