@@ -2,25 +2,41 @@
 
 >>> import lccodec
 >>> data = lccodec.encode("photo.png", model="hyperprior", quality=4.0)   # bytes of a .lic file
->>> image = lccodec.decode(data)                                          # PIL.Image
+>>> image = lccodec.decode(data)                # PIL.Image (a path to a .lic file works too)
+
+``open_model(name)`` gives a :class:`Codec` (one model on one device) whose ``encode`` returns an
+:class:`Encoded` (bytes, reconstruction, bpp, PSNR); ``Codec``, ``Encoded`` and ``open_model``
+need torch and are imported on first use. What an encode changed or dropped (16-bit input
+reduced, ICC profile dropped, a missed rate target) is reported as a :class:`LicWarning`.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from .errors import FormatError, ImageError, LicError, ModelError
+from .errors import FormatError, ImageError, LicError, LicWarning, ModelError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from .codec import Codec, Encoded, decode_bytes, open_model
 
 _LAZY = {"Codec", "Encoded", "decode_bytes", "open_model"}  # need torch: imported on first use
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         from . import codec
 
         return getattr(codec, name)
     raise AttributeError(f"module 'lccodec' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})  # so help(lccodec) and completion list the lazy names
 
 
 @dataclass(frozen=True)
@@ -60,25 +76,37 @@ def encode(
     *,
     bpp: float | None = None,
     psnr: float | None = None,
+    size: int | None = None,
     device: str = "auto",
+    strip: bool = False,
 ) -> bytes:
-    """Encode an image (path, bytes, PIL image or HxWxC uint8 array) to .lic bytes."""
+    """Encode an image (path, bytes, PIL image or HxWxC uint8/uint16 array) to .lic bytes.
+
+    Give at most one of `quality`, `bpp`, `psnr` and `size` (bytes). `strip=True`: no warning
+    that an ICC profile or EXIF metadata is dropped.
+    """
     from .codec import open_model
+    from .imageio import RasterImage, load_image
 
-    return open_model(model, device).encode(image, quality, bpp=bpp, psnr=psnr).data
+    raster = image if isinstance(image, RasterImage) else load_image(image, strip=strip)
+    return open_model(model, device).encode(raster, quality, bpp=bpp, psnr=psnr, size=size).data
 
 
-def decode(data: bytes, device: str = "auto", max_pixels: int | None = None):
-    """Decode .lic bytes to a PIL image in the original mode (L, LA, RGB or RGBA).
+def decode(data: bytes | str | os.PathLike, device: str = "auto", max_pixels: int | None = None) -> Image.Image:
+    """Decode a .lic file (its bytes or its path) to a PIL image in the original mode
+    (L, LA, RGB or RGBA).
 
     Files declaring more than `max_pixels` (default 2^27) are refused before decoding.
     """
     from PIL import Image
 
     from .codec import decode_bytes
-
     from .container import DEFAULT_MAX_PIXELS
 
+    if isinstance(data, (str, os.PathLike)):
+        from .files import read_file
+
+        data = read_file(data)
     header, pixels = decode_bytes(data, device, max_pixels or DEFAULT_MAX_PIXELS)
     if pixels.shape[2] == 1:
         return Image.fromarray(pixels[:, :, 0], "L")
@@ -86,6 +114,6 @@ def decode(data: bytes, device: str = "auto", max_pixels: int | None = None):
 
 
 __all__ = [
-    "Codec", "Encoded", "FormatError", "ImageError", "LicError", "ModelError", "ModelInfo",
+    "Codec", "Encoded", "FormatError", "ImageError", "LicError", "LicWarning", "ModelError", "ModelInfo",
     "__version__", "decode", "encode", "list_models", "open_model",
 ]

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 import threading
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -147,30 +149,43 @@ class Codec:
         *,
         bpp: float | None = None,
         psnr: float | None = None,
+        size: int | None = None,
     ) -> Encoded:
         """Encode an image (anything :func:`lccodec.imageio.load_image` accepts).
 
         Give one of `quality` (continuous, within :attr:`quality_range`), `bpp` (largest file
-        with at most that many bits per pixel) or `psnr` (smallest file with at least that PSNR).
+        with at most that many bits per pixel), `size` (largest file of at most that many bytes)
+        or `psnr` (smallest file with at least that PSNR). What was changed or missed comes back
+        in ``.warnings`` and as :class:`lccodec.LicWarning` warnings.
         """
-        targets = [t is not None for t in (quality, bpp, psnr)]
+        targets = [t is not None for t in (quality, bpp, psnr, size)]
         if sum(targets) > 1:
-            raise ModelError("give only one of quality, bpp and psnr")
+            raise ModelError("give only one of quality, bpp, psnr and size")
         raster = image if isinstance(image, RasterImage) else load_image(image)
         with self._lock, torch.inference_mode():
             x, analysis = self._prepare(raster)
             del x
-            if bpp is not None:
-                return self._search(raster, analysis, "bpp", float(bpp))
-            if psnr is not None:
-                return self._search(raster, analysis, "psnr", float(psnr))
-            q = self._check_quality(4.0 if quality is None else quality)
-            return self._encode_at(raster, analysis, q)
+            if size is not None:
+                if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size <= 0:
+                    raise ModelError(f"--size must be a positive number of bytes, got {size!r}")
+                enc = self._search(raster, analysis, "bpp", size * 8 / (raster.width * raster.height),
+                                   f"{size} bytes")
+            elif bpp is not None:
+                enc = self._search(raster, analysis, "bpp", float(bpp))
+            elif psnr is not None:
+                enc = self._search(raster, analysis, "psnr", float(psnr))
+            else:
+                enc = self._encode_at(raster, analysis, self._check_quality(4.0 if quality is None else quality))
+        for w in enc.warnings:
+            warnings.warn(w, LicWarning, stacklevel=2)
+        return enc
 
-    def _search(self, image: RasterImage, analysis: torch.Tensor, target: str, value: float) -> Encoded:
+    def _search(self, image: RasterImage, analysis: torch.Tensor, target: str, value: float,
+                label: str | None = None) -> Encoded:
         """Bisection over the header's quality steps on real encodes."""
         if not math.isfinite(value) or value <= 0:
             raise ModelError(f"--{target} must be a positive number, got {value!r}")
+        label = label or f"{value:g} {'bpp' if target == 'bpp' else 'dB'}"
         lo_q, hi_q = (round(q * 256) for q in self.quality_range)
 
         def ok(q8: int) -> tuple[bool, Encoded]:
@@ -181,7 +196,7 @@ class Codec:
             good, _ = ok(lo_q)
             if not good:
                 best = lo_q
-                note = f"cannot reach {value:g} bpp; lowest quality used"
+                note = f"cannot reach {label}; lowest quality used"
             else:
                 lo, hi = lo_q, hi_q  # invariant: lo fits
                 if ok(hi)[0]:
@@ -194,7 +209,7 @@ class Codec:
             good, _ = ok(hi_q)
             if not good:
                 best = hi_q
-                note = f"cannot reach {value:g} dB; highest quality used"
+                note = f"cannot reach {label}; highest quality used"
             else:
                 lo, hi = lo_q, hi_q  # invariant: hi reaches
                 if ok(lo)[0]:

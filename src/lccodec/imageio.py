@@ -85,8 +85,12 @@ def _check_size(width: int, height: int, max_pixels: int) -> None:
 
 
 def _from_array(arr: np.ndarray, max_pixels: int) -> RasterImage:
+    notes = []
+    if arr.dtype == np.uint16:  # like a 16-bit file: keep the top 8 bits
+        arr = (arr >> 8).astype(np.uint8)
+        notes.append(WARN_16BIT)
     if arr.dtype != np.uint8:
-        raise ImageError(f"image arrays must be uint8, got {arr.dtype}")
+        raise ImageError(f"image arrays must be uint8 or uint16, got {arr.dtype}")
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
@@ -95,7 +99,9 @@ def _from_array(arr: np.ndarray, max_pixels: int) -> RasterImage:
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[arr.shape[2]]
     alpha = arr[..., -1].copy() if mode.endswith("A") else None
     colour = arr[..., :-1] if alpha is not None else arr
-    return from_planes(colour.copy(), alpha, mode)
+    raster = from_planes(colour.copy(), alpha, mode)
+    raster.warnings = notes
+    return raster
 
 
 def _rawmodes(im: Image.Image) -> str:
@@ -120,8 +126,21 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     return Image.fromarray(out.astype(np.uint8))
 
 
-def _normalise(im: Image.Image, max_pixels: int) -> RasterImage:
-    """Check size, pick frame 0, decode, rotate per EXIF and reduce to L/LA/RGB/RGBA."""
+def _dropped_metadata(im: Image.Image) -> list[str]:
+    """Warnings for the metadata a .lic file cannot carry: an ICC profile, EXIF beyond orientation."""
+    notes = []
+    if im.info.get("icc_profile"):
+        notes.append(WARN_ICC)
+    if any(tag != 0x0112 for tag in im.getexif()):  # orientation is applied, not dropped
+        notes.append(WARN_EXIF)
+    return notes
+
+
+def _normalise(im: Image.Image, max_pixels: int, strip: bool = False) -> RasterImage:
+    """Check size, pick frame 0, decode, rotate per EXIF and reduce to L/LA/RGB/RGBA.
+
+    The warnings name what was changed or dropped; `strip` leaves out those about metadata.
+    """
     _check_size(im.width, im.height, max_pixels)
     notes = []
     frames = getattr(im, "n_frames", 1)
@@ -131,6 +150,8 @@ def _normalise(im: Image.Image, max_pixels: int) -> RasterImage:
     wide = _is_16bit(im)
     la16 = "LA;16" in _rawmodes(im)  # Pillow opens 16-bit LA as RGBA
     im.load()
+    if not strip:
+        notes += _dropped_metadata(im)
     if im.getexif().get(0x0112, 1) != 1:  # EXIF orientation tag
         im = ImageOps.exif_transpose(im)
     if im.mode in ("I", "F") or im.mode.startswith("I;16"):
@@ -164,8 +185,11 @@ def _bomb_message(exc: Exception) -> str:
     return f"image too large: {exc}"
 
 
-def load_image(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> RasterImage:
-    """Load an image from a path, bytes, binary file, PIL image or uint8 array."""
+def load_image(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS, strip: bool = False) -> RasterImage:
+    """Load an image from a path, bytes, binary file, PIL image or uint8/uint16 array.
+
+    `strip=True`: no warning that an ICC profile or EXIF metadata is dropped (they always are).
+    """
     if isinstance(source, np.ndarray):
         return _from_array(source, max_pixels)
     if isinstance(source, (str, os.PathLike)):
@@ -183,9 +207,9 @@ def load_image(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Raste
             # Our own max_pixels check is the limit; Pillow's hard error still applies above it.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             if fp is None:
-                return _normalise(source, max_pixels)
+                return _normalise(source, max_pixels, strip)
             with Image.open(fp) as im:
-                return _normalise(im, max_pixels)
+                return _normalise(im, max_pixels, strip)
     except LicError:
         raise
     except FileNotFoundError as exc:
@@ -218,17 +242,56 @@ def to_pil(img: RasterImage) -> Image.Image:
     return pil
 
 
-def _format_for(path: Path) -> str:
+def image_format(fmt: str) -> str:
+    """Pillow's name of an output format given as a name or an extension ('jpg' -> 'JPEG')."""
     Image.init()
-    return Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    name = fmt.strip().lstrip(".").upper()
+    if name not in Image.SAVE:
+        name = Image.registered_extensions().get("." + name.lower(), "")
+    if name not in Image.SAVE:
+        raise ImageError(f"unknown image format '{fmt}' (try png, jpeg, webp, bmp, tiff, ppm)")
+    return name
+
+
+def format_suffix(fmt: str) -> str:
+    """The file suffix for an output format: '.' + the given name when it is one, else Pillow's."""
+    name = image_format(fmt)
+    own = "." + fmt.strip().lstrip(".").lower()
+    exts = Image.registered_extensions()
+    return own if exts.get(own) == name else next(e for e, f in exts.items() if f == name)
+
+
+def output_format(dest: str | os.PathLike, fmt: str | None = None) -> str:
+    """The format an image saved to `dest` gets: `fmt`, else from the extension (none: PNG).
+
+    An extension Pillow cannot write is refused rather than silently written as PNG.
+    """
+    if fmt:
+        return image_format(fmt)
+    suffix = Path(dest).suffix
+    if not suffix:
+        return "PNG"
+    Image.init()
+    name = Image.registered_extensions().get(suffix.lower())
+    if name not in Image.SAVE:
+        raise ImageError(f"cannot tell an image format from '{dest}': no writable format has "
+                         f"the extension '{suffix}' (name one, e.g. --format png)")
+    return name
 
 
 def save_image(img: RasterImage | Image.Image, dest: str | os.PathLike | BinaryIO,
                format: str | None = None) -> None:
-    """Save to a path (atomically; format from the extension, PNG by default) or a binary stream."""
+    """Save to a path (atomically) or a binary stream; format from `format`, else the extension.
+
+    An extension Pillow does not know gives PNG here; `lic decode` refuses it (:func:`output_format`).
+    """
     pil = to_pil(img) if isinstance(img, RasterImage) else img
     is_path = isinstance(dest, (str, os.PathLike))
-    fmt = (format or (_format_for(Path(dest)) if is_path else "PNG")).upper()
+    if format:
+        fmt = image_format(format)
+    else:
+        Image.init()
+        fmt = Image.registered_extensions().get(Path(dest).suffix.lower(), "PNG") if is_path else "PNG"
     label = os.fspath(dest) if is_path else str(getattr(dest, "name", "<stream>"))
     try:
         if is_path:

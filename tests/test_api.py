@@ -1,0 +1,124 @@
+"""The Python API: what `import lccodec` offers, its warnings, type hints and inputs."""
+from __future__ import annotations
+
+import inspect
+import io
+import pydoc
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import lccodec
+from conftest import photo_like
+from lccodec import LicError, LicWarning
+from lccodec.imageio import WARN_16BIT, WARN_EXIF, WARN_ICC, load_image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_decode_accepts_a_path(codec, tmp_path):
+    data = codec.encode(photo_like(24, 40), 3.0).data
+    (tmp_path / "a.lic").write_bytes(data)
+    for source in (tmp_path / "a.lic", str(tmp_path / "a.lic")):
+        assert np.array_equal(np.asarray(lccodec.decode(source, device="cpu")),
+                              np.asarray(lccodec.decode(data, device="cpu")))
+    with pytest.raises(LicError, match="no such file"):
+        lccodec.decode(tmp_path / "missing.lic")
+
+
+def test_warnings_reach_python_users(codec):
+    with pytest.warns(LicWarning, match="cannot reach"):
+        enc = codec.encode(photo_like(32, 32), bpp=1e-4)
+    assert any("cannot reach" in w for w in enc.warnings)
+    with pytest.warns(LicWarning, match="16-bit"):
+        lccodec.encode(photo_like(32, 32).astype(np.uint16) * 257, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to say about a plain 8-bit image
+        codec.encode(photo_like(32, 32), 3.0)
+
+
+def test_uint16_arrays_are_handled_like_16bit_files():
+    wide = (photo_like(12, 16).astype(np.uint16) << 8) | 0x5A
+    buf = io.BytesIO()
+    Image.fromarray(wide[..., 0]).save(buf, format="PNG")  # a 16-bit grayscale file
+    from_file, from_array = load_image(buf.getvalue()), load_image(wide[..., 0])
+    assert from_file.warnings == from_array.warnings == [WARN_16BIT]
+    np.testing.assert_array_equal(from_file.pixels, from_array.pixels)
+    rgb = load_image(wide)
+    assert rgb.mode == "RGB" and rgb.warnings == [WARN_16BIT]
+    np.testing.assert_array_equal(rgb.pixels, wide >> 8)
+    with pytest.raises(LicError, match="uint8 or uint16"):
+        load_image(wide.astype(np.int32))
+
+
+def test_size_target_is_a_byte_budget(codec):
+    image = photo_like(48, 64)
+    budget = len(codec.encode(image, 4.0).data)
+    enc = codec.encode(image, size=budget)
+    assert len(enc.data) <= budget and enc.quality >= 4.0 and not enc.warnings
+    assert enc.data == codec.encode(image, bpp=budget * 8 / (48 * 64)).data
+    with pytest.warns(LicWarning, match="cannot reach 10 bytes"):
+        assert codec.encode(image, size=10).quality == codec.quality_range[0]
+    with pytest.raises(LicError, match="only one of"):
+        codec.encode(image, 3.0, size=100)
+    with pytest.raises(LicError, match="positive number of bytes"):
+        codec.encode(image, size=0)
+
+
+def _jpeg(**info) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(photo_like(16, 16)).save(buf, format="JPEG", **info)
+    return buf.getvalue()
+
+
+def test_dropped_icc_and_exif_are_warned_unless_stripped():
+    exif = Image.Exif()
+    exif[0x010F] = "Camera maker"
+    data = _jpeg(icc_profile=b"\0" * 128, exif=exif)
+    assert load_image(data).warnings == [WARN_ICC, WARN_EXIF]
+    assert load_image(data, strip=True).warnings == []
+    turned = Image.Exif()
+    turned[0x0112] = 6  # orientation only: applied to the pixels, nothing is lost
+    assert load_image(_jpeg(exif=turned)).warnings == []
+    with pytest.warns(LicWarning, match="ICC"):
+        lccodec.encode(data, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lccodec.encode(data, device="cpu", strip=True)
+
+
+def test_help_lists_the_lazily_imported_names():
+    text = pydoc.render_doc(lccodec, renderer=pydoc.plaintext)
+    for name in ("open_model(", "class Codec", "class Encoded", "decode("):
+        assert name in text, name
+    assert {"open_model", "Codec", "Encoded"} <= set(dir(lccodec))
+
+
+def _public_callables():
+    from lccodec import atomic, batch, codec, device, files, imageio, metrics
+
+    for module in (lccodec, atomic, batch, codec, device, files, imageio, metrics):
+        for name, obj in vars(module).items():
+            if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+                continue
+            if inspect.isfunction(obj):
+                yield f"{module.__name__}.{name}", obj
+            elif inspect.isclass(obj):
+                for meth_name, meth in vars(obj).items():
+                    if inspect.isfunction(meth) and (not meth_name.startswith("_") or meth_name == "__init__"):
+                        yield f"{module.__name__}.{name}.{meth_name}", meth
+    yield "lccodec.__getattr__", lccodec.__getattr__
+
+
+def test_public_api_has_return_type_hints():
+    missing = [name for name, fn in _public_callables()
+               if inspect.signature(fn).return_annotation is inspect.Signature.empty]
+    assert missing == []
+
+
+def test_py_typed_marker_is_shipped():
+    assert (ROOT / "src" / "lccodec" / "py.typed").is_file()
+    assert '"lccodec" = ["py.typed"]' in (ROOT / "pyproject.toml").read_text()
