@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -143,3 +144,197 @@ def test_max_pixels_refuses_large_declared_size(png, tmp_path, capsys):
     code, _, err = run(["decode", str(lic), str(tmp_path / "b.png"), "--max-pixels", "100"], capsys)
     assert_one_error_line(code, err, "exceeds")
     assert not (tmp_path / "b.png").exists()
+
+
+def test_cli_single_file_goes_through_the_batch_functions(tmp_path, monkeypatch, capsys):
+    from lccodec import batch
+
+    calls = []
+    for name in ("encode_file", "decode_file"):
+        real = getattr(batch, name)
+        monkeypatch.setattr(batch, name, lambda *a, _real=real, _n=name, **k: (calls.append(_n), _real(*a, **k))[1])
+    Image.fromarray(photo_like(24, 32)).save(tmp_path / "a.png")
+    assert run(["encode", str(tmp_path / "a.png"), str(tmp_path / "a.lic")], capsys)[0] == 0
+    assert run(["decode", str(tmp_path / "a.lic"), str(tmp_path / "b.png")], capsys)[0] == 0
+    assert calls == ["encode_file", "decode_file"]
+    assert np.asarray(Image.open(tmp_path / "b.png")).shape == (24, 32, 3)
+
+
+# --- output safety ---------------------------------------------------------------------------
+
+def test_decode_keeps_the_targets_permission_bits(png, tmp_path, capsys):
+    lic, out = tmp_path / "a.lic", tmp_path / "private.png"
+    run(["encode", str(png), str(lic)], capsys)
+    out.write_bytes(b"old")
+    out.chmod(0o600)
+    assert run(["decode", str(lic), str(out)], capsys)[0] == 0
+    assert out.stat().st_mode & 0o777 == 0o600 and out.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_termination_signals_leave_no_temp_file(png, tmp_path, sig):
+    """The signal arrives while the output is being written (inside fsync)."""
+    import signal
+
+    script = f"""
+import os, signal, sys, time
+def fsync(fd):
+    os.kill(os.getpid(), signal.{sig})
+    time.sleep(30)
+os.fsync = fsync
+from lccodec.cli import main
+main(sys.argv[1:])
+"""
+    res = subprocess.run([sys.executable, "-c", script, "encode", str(png), str(tmp_path / "a.lic")],
+                         capture_output=True, timeout=300)
+    assert res.returncode == 128 + getattr(signal, sig), res.stderr
+    assert_one_error_line(1, res.stderr.decode(), f"terminated ({sig})")
+    assert sorted(os.listdir(tmp_path)) == ["in.png"]
+
+
+def test_decode_refuses_an_unknown_output_extension(png, tmp_path, capsys):
+    lic = tmp_path / "a.lic"
+    run(["encode", str(png), str(lic)], capsys)
+    code, _, err = run(["decode", str(lic), str(tmp_path / "y.xyz")], capsys)
+    assert_one_error_line(code, err, "'.xyz'")
+    assert not (tmp_path / "y.xyz").exists()
+    assert run(["decode", str(lic), str(tmp_path / "y.xyz"), "--format", "png"], capsys)[0] == 0
+    assert Image.open(tmp_path / "y.xyz").format == "PNG"
+
+
+def test_format_takes_extensions_and_errors_name_the_path(tmp_path, capsys):
+    rgba = tmp_path / "rgba.png"
+    Image.fromarray(np.dstack([photo_like(20, 24), np.full((20, 24), 200, np.uint8)])).save(rgba)
+    run(["encode", str(rgba), str(tmp_path / "a.lic")], capsys)
+    out = tmp_path / "out.img"
+    code, _, err = run(["decode", str(tmp_path / "a.lic"), str(out), "--format", "jpg"], capsys)
+    assert_one_error_line(code, err, f"'{out}'")  # JPEG has no alpha: the message names the file
+    assert "'3'" not in err and not out.exists()
+    code, _, err = run(["decode", str(tmp_path / "a.lic"), str(out), "--format", "nope"], capsys)
+    assert_one_error_line(code, err, "unknown image format 'nope'")
+
+
+def test_format_jpg_writes_a_jpeg(png, tmp_path, capsys):
+    lic, out = tmp_path / "a.lic", tmp_path / "b.img"
+    run(["encode", str(png), str(lic)], capsys)
+    assert run(["decode", str(lic), str(out), "--format", "jpg"], capsys)[0] == 0
+    assert Image.open(out).format == "JPEG"
+
+
+def test_full_stdout_is_one_clear_error(png):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    with open("/dev/full", "wb") as full:
+        res = subprocess.run([sys.executable, "-m", "lccodec.cli", "encode", str(png), "-"],
+                             stdout=full, stderr=subprocess.PIPE, timeout=300)
+    assert_one_error_line(res.returncode, res.stderr.decode(), "cannot write to stdout: no space left on device")
+
+
+def test_binary_output_to_a_terminal_is_refused(png, tmp_path):
+    pty = pytest.importorskip("pty")
+    leader, follower = pty.openpty()
+    try:
+        res = subprocess.run([sys.executable, "-m", "lccodec.cli", "encode", str(png), "-"],
+                             stdout=follower, stderr=subprocess.PIPE, timeout=300)
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert_one_error_line(res.returncode, res.stderr.decode(), "refusing to write binary data to a terminal")
+
+
+# --- conventions -----------------------------------------------------------------------------
+
+def test_dash_o_names_the_output_file_and_dash_d_the_folder(png, tmp_path, capsys):
+    assert run(["encode", str(png), "-o", str(tmp_path / "named.lic")], capsys)[0] == 0
+    assert (tmp_path / "named.lic").read_bytes()[:4] == b"\x89LIC"
+    assert run(["decode", str(tmp_path / "named.lic"), "-o", str(tmp_path / "named.png")], capsys)[0] == 0
+    assert Image.open(tmp_path / "named.png").size == (56, 40)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    assert run(["encode", str(png), "-d", str(folder)], capsys)[0] == 0
+    assert run(["encode", str(png), "-o", str(folder), "-f"], capsys)[0] == 0  # an existing folder
+    assert sorted(os.listdir(folder)) == ["in.lic"]
+    code, _, err = run(["encode", str(png), "-o", str(tmp_path / "x.lic"), "-d", str(folder)], capsys)
+    assert_one_error_line(code, err, "not both")
+
+
+def test_default_output_goes_beside_the_input_and_is_not_overwritten(png, tmp_path, capsys):
+    assert run(["encode", str(png)], capsys)[0] == 0
+    lic = tmp_path / "in.lic"
+    first = lic.read_bytes()
+    code, _, err = run(["encode", str(png), "-q", "2"], capsys)
+    assert_one_error_line(code, err, "already exists")
+    assert lic.read_bytes() == first
+    assert run(["encode", str(png), "-q", "2", "--force"], capsys)[0] == 0
+    assert lic.read_bytes() != first
+    png.rename(tmp_path / "original.png")
+    assert run(["decode", str(lic)], capsys)[0] == 0
+    assert Image.open(tmp_path / "in.png").size == (56, 40)
+    code, _, err = run(["decode", str(lic)], capsys)
+    assert_one_error_line(code, err, "already exists")
+    assert run(["decode", str(lic), "-f", "--format", "bmp"], capsys)[0] == 0
+    assert Image.open(tmp_path / "in.bmp").format == "BMP"
+
+
+def test_two_images_are_not_taken_for_input_and_output(png, tmp_path, capsys):
+    other = tmp_path / "other.png"
+    other.write_bytes(png.read_bytes())
+    code, _, err = run(["encode", str(png), str(other)], capsys)
+    assert_one_error_line(code, err, "looks like an image")
+    assert other.read_bytes() == png.read_bytes()
+
+
+def _sixteen_bit(tmp_path) -> Path:
+    p = tmp_path / "wide.png"
+    Image.fromarray(photo_like(24, 32)[..., 0].astype(np.uint16) * 257).save(p)
+    return p
+
+
+def test_quiet_silences_warnings(tmp_path, capsys):
+    wide = _sixteen_bit(tmp_path)
+    code, _, err = run(["encode", str(wide), str(tmp_path / "a.lic")], capsys)
+    assert code == 0 and "lic: warning: 16-bit image reduced to 8 bits" in err
+    code, _, err = run(["encode", str(wide), str(tmp_path / "b.lic"), "--quiet"], capsys)
+    assert code == 0 and err == ""
+
+
+def test_threads_and_jobs(png, tmp_path, capsys, monkeypatch):
+    import torch
+
+    seen = []
+    monkeypatch.setattr(torch, "set_num_threads", seen.append)
+    code, _, err = run(["encode", str(png), str(tmp_path / "a.lic"), "--threads", "1"], capsys)
+    assert code == 0 and seen == [1] and err == ""
+    code, _, err = run(["encode", str(png), str(tmp_path / "b.lic"), "-j", "2"], capsys)
+    assert code == 0 and "lic: warning: -j/--jobs runs several files in parallel" in err
+    code, text, _ = run(["encode", "--help"], capsys)
+    assert "Files processed in parallel" in text and "--threads" in text
+
+
+def test_bare_lic_prints_short_usage(capsys):
+    code, text, err = run([], capsys)
+    assert code == 0 and text.startswith("usage: lic encode") and err == ""
+    assert len(text.splitlines()) < 10
+
+
+def test_debug_works_after_the_subcommand(tmp_path, capsys):
+    code, _, err = run(["encode", str(tmp_path / "missing.png"), str(tmp_path / "x.lic"), "--debug"], capsys)
+    assert code == 1 and "Traceback" in err
+    assert err.strip().splitlines()[-1].startswith("lic: error: no such file")
+
+
+def test_size_target(png, tmp_path, capsys):
+    out = tmp_path / "a.lic"
+    code, _, err = run(["encode", str(png), str(out), "--size", "400"], capsys)
+    assert code == 0 and out.stat().st_size <= 400 and "bytes" in err
+    code, _, err = run(["encode", str(png), str(out), "--size", "400", "--bpp", "1"], capsys)
+    assert_one_error_line(code, err, "only one of")
+
+
+def test_dropped_metadata_is_warned_and_strip_silences_it(tmp_path, capsys):
+    p = tmp_path / "icc.png"
+    Image.fromarray(photo_like(16, 16)).save(p, icc_profile=b"\0" * 128)
+    code, _, err = run(["encode", str(p), str(tmp_path / "a.lic")], capsys)
+    assert code == 0 and "lic: warning: ICC colour profile dropped" in err
+    code, _, err = run(["encode", str(p), str(tmp_path / "b.lic"), "--strip"], capsys)
+    assert code == 0 and err == ""

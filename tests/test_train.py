@@ -255,3 +255,11 @@ def test_checkpoint_files_are_written_atomically(tmp_path, monkeypatch):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
     assert (tmp_path / "checkpoint.json.tmp").is_dir()  # someone else's, left alone
 
+
+def test_train_errors_go_through_the_lic_error_line(tmp_path, capsys):
+    """`lic train` raises LicError like every command, so --debug shows where it came from."""
+    from conftest import run_cli
+
+    code, _, err = run_cli(["train", "--data", str(tmp_path / "nope"), "--steps", "1", "--debug"], capsys)
+    assert code == 1 and "Traceback" in err
+    assert err.strip().splitlines()[-1] == f"lic: error: training data folder '{tmp_path / 'nope'}' does not exist"

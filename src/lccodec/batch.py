@@ -1,19 +1,23 @@
 """File-level operations and running them over many files at once.
 
 :func:`encode_file` and :func:`decode_file` are what `lic encode` / `lic decode` do for one
-file; :func:`run_many` runs one of them over many (source, destination) pairs, optionally in
-worker processes, so that one failure does not stop the rest.
+file ('-' names stdin or stdout); :func:`run_many` runs one of them over many (source,
+destination) pairs, optionally in worker processes, so that one failure does not stop the rest.
 """
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
+import time
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import LicError
+from .errors import LicError, LicWarning
+from .files import STDIO, check_paths, read_input, write_output
 
 
 @dataclass
@@ -27,45 +31,45 @@ class FileResult:
 
 
 def encode_file(source: str, destination: str, model: str = "hyperprior", quality: float | None = None,
-                bpp: float | None = None, psnr: float | None = None, device: str = "auto") -> dict:
-    """Encode an image file to a .lic file (atomically); returns what was reached."""
-    from .atomic import write_bytes_atomic
+                bpp: float | None = None, psnr: float | None = None, device: str = "auto", *,
+                size: int | None = None, strip: bool = False, overwrite: bool = True,
+                force: bool = False) -> dict:
+    """Encode an image file to a .lic file (atomically); returns what was reached.
+
+    `strip` leaves out the warnings about dropped ICC/EXIF metadata; `overwrite=False` refuses
+    an existing destination; `force` allows binary output to a terminal.
+    """
     from .codec import open_model
     from .imageio import load_image
 
-    image = load_image(source)
-    enc = open_model(model, device).encode(image, quality, bpp=bpp, psnr=psnr)
-    write_bytes_atomic(destination, enc.data)
+    check_paths(source, destination, overwrite=overwrite, force=force)
+    start = time.perf_counter()
+    image = load_image(read_input(source) if source == STDIO else source, strip=strip)
+    enc = open_model(model, device).encode(image, quality, bpp=bpp, psnr=psnr, size=size)
+    write_output(destination, enc.data)
     return {"width": image.width, "height": image.height, "mode": image.mode, "bytes": len(enc.data),
-            "bpp": enc.bpp, "psnr": enc.psnr, "quality": enc.quality, "warnings": enc.warnings}
+            "bpp": enc.bpp, "psnr": enc.psnr, "quality": enc.quality, "warnings": enc.warnings,
+            "model": model, "seconds": time.perf_counter() - start}
 
 
 def decode_file(source: str, destination: str, fmt: str | None = None, device: str = "auto",
-                max_pixels: int | None = None) -> dict:
-    """Decode a .lic file to an image file (atomically)."""
+                max_pixels: int | None = None, *, overwrite: bool = True, force: bool = False) -> dict:
+    """Decode a .lic file to an image file (atomically; format from `fmt`, else the extension)."""
     from . import decode
+    from .imageio import output_format, save_image
 
-    try:
-        data = Path(source).read_bytes()
-    except FileNotFoundError:
-        raise LicError(f"no such file: '{source}'") from None
-    except OSError as exc:
-        raise LicError(f"cannot read '{source}': {exc.strerror or exc}") from None
-    image = decode(data, device=device, max_pixels=max_pixels)
-    save_decoded(image, destination, fmt)
-    return {"width": image.width, "height": image.height, "mode": image.mode}
-
-
-def save_decoded(image, destination: str, fmt: str | None = None) -> None:
-    """Save a decoded PIL image atomically; format from `fmt`, else from the extension."""
-    from .atomic import atomic_output
-    from .imageio import save_image
-
-    if fmt:
-        with atomic_output(destination) as f:
-            save_image(image, f, format=fmt)
+    check_paths(source, destination, overwrite=overwrite, force=force)
+    fmt = output_format(destination if destination != STDIO else "", fmt)  # refuse a bad one first
+    start = time.perf_counter()
+    image = decode(read_input(source), device=device, max_pixels=max_pixels)
+    if destination == STDIO:
+        buf = io.BytesIO()
+        save_image(image, buf, format=fmt)
+        write_output(STDIO, buf.getvalue())
     else:
-        save_image(image, destination)
+        save_image(image, destination, format=fmt)
+    return {"width": image.width, "height": image.height, "mode": image.mode,
+            "seconds": time.perf_counter() - start}
 
 
 def output_paths(sources: Sequence[str], out_dir: str, suffix: str) -> list[str]:
@@ -84,7 +88,11 @@ def output_paths(sources: Sequence[str], out_dir: str, suffix: str) -> list[str]
 def _worker_init(threads: int) -> None:
     import torch
 
+    from .atomic import install_signal_handlers
+
     torch.set_num_threads(threads)
+    install_signal_handlers()  # SIGTERM/SIGHUP remove a worker's temp file too
+    warnings.simplefilter("ignore", LicWarning)  # they come back in FileResult.info["warnings"]
 
 
 def _call(fn: Callable[..., dict], source: str, destination: str, kwargs: dict) -> FileResult:
@@ -99,8 +107,12 @@ def _call(fn: Callable[..., dict], source: str, destination: str, kwargs: dict) 
 
 
 def run_many(fn: Callable[..., dict], pairs: Sequence[tuple[str, str]], jobs: int = 1,
-             progress: bool | None = None, **kwargs) -> list[FileResult]:
-    """Run `fn(source, destination, **kwargs)` for every pair; results in input order."""
+             progress: bool | None = None, threads: int | None = None, **kwargs) -> list[FileResult]:
+    """Run `fn(source, destination, **kwargs)` for every pair; results in input order.
+
+    `jobs` files run in parallel worker processes, each with `threads` torch threads (default:
+    the CPU count shared among the workers).
+    """
     from tqdm import tqdm
 
     bar = tqdm(total=len(pairs), unit="file", disable=None if progress is None else not progress)
@@ -111,9 +123,10 @@ def run_many(fn: Callable[..., dict], pairs: Sequence[tuple[str, str]], jobs: in
                 results[i] = _call(fn, s, d, kwargs)
                 bar.update()
         else:
-            threads = max(1, (os.cpu_count() or 1) // jobs)
+            per_worker = threads or max(1, (os.cpu_count() or 1) // jobs)
             ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
+            with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
+                                     initargs=(per_worker,)) as pool:
                 futures = {pool.submit(_call, fn, s, d, kwargs): i for i, (s, d) in enumerate(pairs)}
                 for fut in as_completed(futures):
                     results[futures[fut]] = fut.result()

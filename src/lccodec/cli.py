@@ -1,69 +1,109 @@
 """The `lic` command: a thin layer over the lccodec library.
 
 Every failure ends in one line ``lic: error: …`` on stderr and a non-zero exit; ``--debug``
-shows the traceback instead. Outputs are written atomically.
+(anywhere on the command line) shows the traceback too. Outputs are written atomically, and
+SIGINT, SIGTERM and SIGHUP leave no temp file behind.
 """
 from __future__ import annotations
 
 import json
 import os
 import sys
-import time
 import traceback
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
 from . import __version__
-from .errors import LicError
+from .errors import LicError, LicWarning
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+
+USAGE = """\
+usage: lic encode IN [OUT] [-q QUALITY | --bpp BPP | --psnr DB | --size BYTES]
+       lic decode IN.lic [OUT]
+       lic encode|decode IN... -d DIR [-j JOBS]
+       lic info FILE.lic | lic models | lic bench DIR | lic train ...
+Without OUT the output goes beside IN (IN.lic, IN.png). 'lic --help' and
+'lic COMMAND --help' tell more.
+"""
 
 
 def _warn(message: str) -> None:
     click.echo(f"lic: warning: {message}", err=True)
 
 
-def _read_input(path: str) -> bytes:
-    """Bytes of a file, or of stdin for '-'."""
-    if path == "-":
-        return sys.stdin.buffer.read()
-    p = Path(path)
-    if p.is_dir():
-        raise LicError(f"'{path}' is a directory")
+def _split_debug(args: Sequence[str]) -> tuple[list[str], bool]:
+    """`args` without any --debug before a '--', and whether there was one."""
+    args = list(args)
+    end = args.index("--") if "--" in args else len(args)
+    kept = [a for a in args[:end] if a != "--debug"]
+    return kept + args[end:], len(kept) != end
+
+
+def _discard_stdout() -> None:
+    """After a failed write to stdout, point it at /dev/null so the exit flush cannot fail again."""
     try:
-        return p.read_bytes()
-    except FileNotFoundError:
-        raise LicError(f"no such file: '{path}'") from None
-    except PermissionError:
-        raise LicError(f"cannot read '{path}': permission denied") from None
-    except OSError as exc:
-        raise LicError(f"cannot read '{path}': {exc.strerror or exc}") from None
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
 
 
-def _write_output(path: str, data: bytes) -> None:
-    """Write bytes atomically to a file, or to stdout for '-'."""
-    from .atomic import write_bytes_atomic
+def run_reporting_errors(invoke: Callable[[list[str]], Any], args: Sequence[str], debug: bool) -> Any:
+    """Run `invoke(args)`, turning every failure into one `lic: error:` line and an exit code."""
+    from .atomic import Terminated, terminate_on_signals
 
-    if path == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-    else:
-        write_bytes_atomic(path, data)
+    def fail(message: str, code: int, show_traceback: bool = True) -> None:
+        if debug and show_traceback:
+            traceback.print_exc()
+        click.echo(f"lic: error: {message}", err=True)
+        _discard_stdout()
+        sys.exit(code)
+
+    try:
+        with terminate_on_signals(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", LicWarning)  # the CLI prints them itself
+            return invoke(list(args))
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt) as exc:
+        cause = exc if isinstance(exc, Terminated) else exc.__cause__
+        if isinstance(cause, Terminated):
+            fail(f"terminated ({cause})", 128 + cause.signum, False)
+        fail("interrupted", 130, False)
+    except click.ClickException as exc:
+        fail(exc.format_message(), EXIT_USAGE if isinstance(exc, click.UsageError) else EXIT_ERROR)
+    except LicError as exc:
+        fail(str(exc), EXIT_ERROR)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(EXIT_ERROR)
+    except MemoryError:
+        fail("out of memory", EXIT_ERROR)
+    except Exception as exc:  # a bug: still one line, unless --debug
+        fail(f"internal error: {type(exc).__name__}: {exc}"
+             + ("" if debug else " (run with --debug for a traceback)"), EXIT_ERROR)
 
 
-def _check_distinct(inp: str, out: str) -> None:
-    from .atomic import same_file
+class LicCommand(click.Command):
+    """A click command whose main() reports failures as `lic: error:` lines (for `python -m`)."""
 
-    if inp != "-" and out != "-" and (
-        os.path.abspath(inp) == os.path.abspath(out) or same_file(inp, out)
-    ):
-        raise LicError(f"input and output are the same file: '{inp}'")
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra: Any) -> Any:
+        args, debug = _split_debug(sys.argv[1:] if args is None else args)
+        extra["standalone_mode"] = False
+        return run_reporting_errors(lambda a: super(LicCommand, self).main(a, prog_name, **extra), args, debug)
 
 
 class LazyGroup(click.Group):
-    """A group whose heavier subcommands (bench, train) are imported only when used."""
+    """The `lic` group: heavier subcommands (bench, train) are imported only when used, and
+    main() reports failures as `lic: error:` lines, --debug being accepted anywhere."""
 
     lazy = {"bench": "lccodec.bench.cli:bench", "train": "lccodec.train.cli:train_command"}
 
@@ -76,156 +116,199 @@ class LazyGroup(click.Group):
             return getattr(__import__(module, fromlist=[attr]), attr)
         return super().get_command(ctx, name)
 
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra: Any) -> Any:
+        args, debug = _split_debug(sys.argv[1:] if args is None else args)
+        extra["standalone_mode"] = False
+        return run_reporting_errors(lambda a: super(LazyGroup, self).main(a, prog_name, **extra),
+                                    ["--debug", *args] if debug else args, debug)
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(cls=LazyGroup, invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="lic", message="%(prog)s %(version)s")
-@click.option("--debug", is_flag=True, help="Show a traceback on errors.")
+@click.option("--debug", is_flag=True, help="Show a traceback on errors (also after a subcommand).")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """lic — a learned image codec.
 
     \b
-      lic encode photo.png photo.lic --quality 4
+      lic encode photo.png                       # -> photo.lic beside it
+      lic encode photo.png -o small.lic --size 20000
       lic decode photo.lic out.png
       cat a.png | lic encode - - | lic decode - b.png
     """
     ctx.obj = {"debug": debug}
+    if ctx.invoked_subcommand is None:
+        click.echo(USAGE, nl=False)
 
 
-def _split_io(paths: tuple[str, ...], out_dir: str | None, suffix: str) -> list[tuple[str, str]]:
-    """(source, destination) pairs: `IN OUT`, or many inputs with -o OUTDIR."""
+# ---------------------------------------------------------------------------- encode / decode
+
+def _plan(paths: tuple[str, ...], output: str | None, out_dir: str | None,
+          suffix: str) -> tuple[list[tuple[str, str]], str]:
+    """(source, destination) pairs and the form used: 'beside', 'given', 'positional' or 'folder'.
+
+    IN (output beside it), IN OUT, IN -o OUT, IN... -d DIR, IN... -o DIR (DIR exists).
+    """
     from .batch import output_paths
+    from .files import STDIO
 
-    if out_dir is None:
-        if len(paths) != 2:
-            raise click.UsageError("give IN and OUT, or several inputs with -o OUTDIR")
-        return [(paths[0], paths[1])]
+    if output is not None and out_dir is not None:
+        raise click.UsageError("give -o OUT or -d DIR, not both")
+    if output is not None and Path(output).is_dir():
+        output, out_dir = None, output
     if not paths:
-        raise click.UsageError("no input files")
-    if "-" in paths:
-        raise click.UsageError("'-' (stdin) cannot be used with -o OUTDIR")
-    return list(zip(paths, output_paths(paths, out_dir, suffix)))
+        raise click.UsageError("no input files (give IN [OUT], IN -o OUT or IN... -d DIR)")
+    if out_dir is not None:
+        if STDIO in paths:
+            raise click.UsageError("'-' (stdin) cannot be used with an output folder")
+        return list(zip(paths, output_paths(paths, out_dir, suffix))), "folder"
+    if output is not None:
+        if len(paths) > 1:
+            raise LicError(f"output folder '{output}' does not exist" if not Path(output).exists()
+                           else f"'{output}' is not a folder: several inputs need -d DIR")
+        return [(paths[0], output)], "given"
+    if len(paths) == 2:
+        return [(paths[0], paths[1])], "positional"
+    if len(paths) > 2:
+        raise click.UsageError(f"{len(paths)} inputs: give an output folder with -d DIR")
+    source = paths[0]
+    if source == STDIO:
+        return [(STDIO, STDIO)], "given"
+    if Path(source).is_dir():
+        raise click.UsageError(f"'{source}' is a directory: give IN and OUT files, or IN... -d DIR")
+    return [(source, str(Path(source).with_suffix(suffix)))], "beside"
 
 
-def _report_batch(results: list, describe) -> None:
-    """One line per success with -v, one `lic: error:` line per failure, non-zero if any failed."""
+def _run(fn: Callable[..., dict], pairs: list[tuple[str, str]], form: str, *, jobs: int,
+         threads: int | None, force: bool, quiet: bool, describe: Callable[[Any], str] | None,
+         **options: Any) -> None:
+    """Run `fn` on one pair (errors raise) or on many (each failure one line, then a summary).
+
+    Outputs whose names lic chose (beside IN, in -d DIR) are not overwritten without `force`.
+    """
+    from .batch import FileResult, run_many
+
+    options.update(overwrite=force or form not in ("beside", "folder"), force=force)
+    if jobs > 1 and len(pairs) < 2 and not quiet:
+        _warn("-j/--jobs runs several files in parallel and has no effect on one; "
+              "--threads N sets the threads one file uses")
+    if form != "folder":
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        source, destination = pairs[0]
+        results = [FileResult(source, destination, info=fn(source, destination, **options))]
+    else:
+        results = run_many(fn, pairs, jobs, threads=threads, **options)
     failed = [r for r in results if r.error]
     for r in results:
         if r.error:
             click.echo(f"lic: error: {r.source}: {r.error}", err=True)
-        else:
+            continue
+        if not quiet:
             for w in r.info.get("warnings", []):
-                _warn(f"{r.source}: {w}")
-            if describe:
-                click.echo(describe(r), err=True)
+                _warn(w if form != "folder" else f"{r.source}: {w}")
+        if describe:
+            click.echo(describe(r), err=True)
     if failed:
         raise LicError(f"{len(failed)} of {len(results)} files failed: " + ", ".join(r.source for r in failed))
 
 
-_DEVICE = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-_OUTDIR = click.option("-o", "--output-dir", "out_dir", type=click.Path(file_okay=False),
-                       help="Write one output per input into this folder (many inputs).")
-_JOBS = click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-                     help="Files processed in parallel with -o.")
+def _io_options(fn: Callable) -> Callable:
+    """The options encode and decode share, in the order --help lists them."""
+    for option in reversed([
+        click.option("-o", "--output", "output", metavar="OUT",
+                     help="Output file (one input), or an existing folder (like -d)."),
+        click.option("-d", "--output-dir", "out_dir", type=click.Path(file_okay=False),
+                     help="Write one output per input into this existing folder."),
+        click.option("-f", "--force", is_flag=True,
+                     help="Overwrite an output lic names itself (beside IN, or in -d DIR); "
+                          "allow binary output to a terminal."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+        click.option("--threads", type=click.IntRange(min=1), default=None,
+                     help="Torch threads per file [default: all cores, shared among -j workers]."),
+        click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Files processed in parallel (worker processes); for many inputs."),
+        click.option("-v", "--verbose", is_flag=True, help="Report what was done on stderr."),
+        click.option("--quiet", is_flag=True, help="No warnings."),
+    ]):
+        fn = option(fn)
+    return fn
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, metavar="IN OUT | IN... -o OUTDIR")
+@click.argument("paths", nargs=-1, metavar="IN [OUT] | IN -o OUT | IN... -d DIR")
 @click.option("--model", "-m", default="hyperprior", show_default=True, help="Model name (see `lic models`).")
 @click.option("--quality", "-q", type=float, default=None, help="Quality, e.g. 1.0-8.0 (default 4).")
 @click.option("--bpp", type=float, default=None, help="Target: largest file with at most this many bits per pixel.")
+@click.option("--size", type=click.IntRange(min=1), default=None, metavar="BYTES",
+              help="Target: largest file of at most this many bytes.")
 @click.option("--psnr", type=float, default=None, help="Target: smallest file with at least this PSNR (dB).")
-@_DEVICE
-@_OUTDIR
-@_JOBS
-@click.option("-v", "--verbose", is_flag=True, help="Report size, bpp and PSNR on stderr.")
+@click.option("--strip", is_flag=True,
+              help="Drop ICC profiles and EXIF without a warning (.lic files do not carry them yet).")
+@_io_options
 def encode(paths: tuple[str, ...], model: str, quality: float | None, bpp: float | None,
-           psnr: float | None, device: str, out_dir: str | None, jobs: int, verbose: bool) -> None:
+           size: int | None, psnr: float | None, strip: bool, output: str | None, out_dir: str | None,
+           force: bool, device: str, threads: int | None, jobs: int, verbose: bool, quiet: bool) -> None:
     """Encode images to .lic files ('-' for stdin/stdout)."""
-    from .batch import encode_file, run_many
+    from .atomic import same_file
+    from .batch import encode_file
     from .codec import open_model
-    from .imageio import load_image
+    from .imageio import IMAGE_SUFFIXES
 
-    if sum(v is not None for v in (quality, bpp, psnr)) > 1:
-        raise click.UsageError("give only one of --quality, --bpp and --psnr")
-    pairs = _split_io(paths, out_dir, ".lic")
-    options = {"model": model, "quality": quality, "bpp": bpp, "psnr": psnr, "device": device}
+    if sum(v is not None for v in (quality, bpp, psnr, size)) > 1:
+        raise click.UsageError("give only one of --quality, --bpp, --psnr and --size")
+    pairs, form = _plan(paths, output, out_dir, ".lic")
+    (source, destination) = pairs[0]
+    if form == "positional" and Path(destination).suffix.lower() in IMAGE_SUFFIXES \
+            and not same_file(source, destination):
+        raise click.UsageError(f"'{destination}' looks like an image, not an output .lic file: "
+                               "several inputs need -d DIR (-o OUT names the output)")
+    if form == "folder":
+        open_model(model, device)  # refuse an unknown model once, before any file
 
-    def describe(r) -> str:
+    def describe(r: Any) -> str:
         i = r.info
         return (f"{r.source} -> {r.destination}: {i['width']}x{i['height']} {i['mode']}, {model} "
-                f"quality {i['quality']:.2f}, {i['bytes']} bytes, {i['bpp']:.4f} bpp, PSNR {i['psnr']:.2f} dB")
+                f"quality {i['quality']:.2f}, {i['bytes']} bytes, {i['bpp']:.4f} bpp, "
+                f"PSNR {i['psnr']:.2f} dB, {i['seconds']:.2f} s")
 
-    if out_dir is not None:
-        open_model(model, device)  # refuse an unknown model once, before any file
-        results = run_many(encode_file, pairs, jobs, **options)
-        _report_batch(results, describe if verbose or bpp or psnr else None)
-        return
-    inp, out = pairs[0]
-    _check_distinct(inp, out)
-    start = time.perf_counter()
-    image = load_image(_read_input(inp) if inp == "-" else _existing(inp))
-    for w in image.warnings:
-        _warn(w)
-    enc = open_model(model, device).encode(image, quality, bpp=bpp, psnr=psnr)
-    for w in enc.warnings[len(image.warnings):]:
-        _warn(w)
-    _write_output(out, enc.data)
-    if verbose or bpp is not None or psnr is not None:
-        click.echo(
-            f"{inp} -> {out}: {image.width}x{image.height} {image.mode}, {model} quality "
-            f"{enc.quality:.2f}, {len(enc.data)} bytes, {enc.bpp:.4f} bpp, "
-            f"PSNR {enc.psnr:.2f} dB, {time.perf_counter() - start:.2f} s",
-            err=True,
-        )
-
-
-def _existing(path: str) -> str:
-    if not Path(path).exists():
-        raise LicError(f"no such file: '{path}'")
-    return path
+    targeted = any(v is not None for v in (bpp, psnr, size))
+    _run(encode_file, pairs, form, jobs=jobs, threads=threads, force=force, quiet=quiet,
+         describe=describe if verbose or (targeted and not quiet) else None,
+         model=model, quality=quality, bpp=bpp, psnr=psnr, size=size, device=device, strip=strip)
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, metavar="IN OUT | IN... -o OUTDIR")
-@click.option("--format", "fmt", default=None, help="Output image format (png, ppm, bmp, tiff, webp...); default from OUT's extension, PNG for stdout and -o.")
-@_DEVICE
-@_OUTDIR
-@_JOBS
+@click.argument("paths", nargs=-1, metavar="IN.lic [OUT] | IN.lic -o OUT | IN... -d DIR")
+@click.option("--format", "fmt", default=None,
+              help="Output image format (png, jpeg, webp, bmp, tiff, ppm...); default from OUT's "
+                   "extension, PNG for stdout and when lic names the output.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=None,
               help="Refuse files declaring more pixels than this (default 134217728).")
-@click.option("-v", "--verbose", is_flag=True, help="Report what was decoded on stderr.")
-def decode(paths: tuple[str, ...], fmt: str | None, device: str, out_dir: str | None, jobs: int,
-           max_pixels: int | None, verbose: bool) -> None:
+@_io_options
+def decode(paths: tuple[str, ...], fmt: str | None, max_pixels: int | None, output: str | None,
+           out_dir: str | None, force: bool, device: str, threads: int | None, jobs: int,
+           verbose: bool, quiet: bool) -> None:
     """Decode .lic files to images ('-' for stdin/stdout)."""
-    import io
+    from .batch import decode_file
+    from .imageio import format_suffix, image_format
 
-    from . import decode as decode_image
-    from .batch import decode_file, run_many, save_decoded
-    from .imageio import save_image
+    if fmt is not None:
+        fmt = image_format(fmt)
+    pairs, form = _plan(paths, output, out_dir, format_suffix(fmt or "png"))
 
-    pairs = _split_io(paths, out_dir, "." + (fmt or "png").lower())
+    def describe(r: Any) -> str:
+        i = r.info
+        return f"{r.source} -> {r.destination}: {i['width']}x{i['height']} {i['mode']}, {i['seconds']:.2f} s"
 
-    def describe(r) -> str:
-        return f"{r.source} -> {r.destination}: {r.info['width']}x{r.info['height']} {r.info['mode']}"
+    _run(decode_file, pairs, form, jobs=jobs, threads=threads, force=force, quiet=quiet,
+         describe=describe if verbose else None, fmt=fmt, device=device, max_pixels=max_pixels)
 
-    if out_dir is not None:
-        _report_batch(run_many(decode_file, pairs, jobs, fmt=fmt, device=device, max_pixels=max_pixels), describe if verbose else None)
-        return
-    inp, out = pairs[0]
-    _check_distinct(inp, out)
-    start = time.perf_counter()
-    image = decode_image(_read_input(inp), device=device, max_pixels=max_pixels)
-    if out == "-":
-        buf = io.BytesIO()
-        save_image(image, buf, format=fmt or "PNG")
-        _write_output("-", buf.getvalue())
-    else:
-        save_decoded(image, out, fmt)
-    if verbose:
-        click.echo(f"{inp} -> {out}: {image.width}x{image.height} {image.mode}, "
-                   f"{time.perf_counter() - start:.2f} s", err=True)
 
+# ---------------------------------------------------------------------------- info / models
 
 @cli.command()
 @click.argument("file", metavar="FILE.lic")
@@ -233,8 +316,9 @@ def decode(paths: tuple[str, ...], fmt: str | None, device: str, out_dir: str | 
 def info(file: str, as_json: bool) -> None:
     """Print every header field of a .lic file."""
     from .container import describe, unpack
+    from .files import read_input
 
-    header, streams = unpack(_read_input(file))
+    header, streams = unpack(read_input(file))
     fields = describe(header, streams)
     if as_json:
         click.echo(json.dumps(fields, indent=2))
@@ -269,38 +353,7 @@ def models(as_json: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning every failure into one line on stderr."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
-    try:
-        cli.main(args=argv, prog_name="lic", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.Abort:
-        click.echo("lic: error: interrupted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        if debug:
-            traceback.print_exc()
-        click.echo(f"lic: error: {exc.format_message()}", err=True)
-        sys.exit(EXIT_USAGE if isinstance(exc, click.UsageError) else EXIT_ERROR)
-    except LicError as exc:
-        if debug:
-            traceback.print_exc()
-        click.echo(f"lic: error: {exc}", err=True)
-        sys.exit(EXIT_ERROR)
-    except KeyboardInterrupt:
-        click.echo("lic: error: interrupted", err=True)
-        sys.exit(130)
-    except BrokenPipeError:
-        sys.stderr.close()
-        sys.exit(EXIT_ERROR)
-    except MemoryError:
-        click.echo("lic: error: out of memory", err=True)
-        sys.exit(EXIT_ERROR)
-    except Exception as exc:  # a bug: still one line, unless --debug
-        if debug:
-            traceback.print_exc()
-        click.echo(f"lic: error: internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)", err=True)
-        sys.exit(EXIT_ERROR)
+    cli.main(argv, prog_name="lic")
 
 
 if __name__ == "__main__":

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
+from ..cli import LicCommand
 from ..errors import LicError
 
 
@@ -33,7 +33,7 @@ def _parse_qualities(text: str | None) -> list[int] | None:
         raise LicError(f"--qualities expects integers like 1,4,8, got '{text}'") from None
 
 
-@click.command("train")
+@click.command("train", cls=LicCommand)
 @click.option("--model", default="hyperprior", show_default=True, help="Model to train (registry name).")
 @click.option("--config", "config_items", multiple=True, metavar="KEY=VALUE",
               help="Model config, e.g. --config N=128 --config M=192 (default: the model's own).")
@@ -98,38 +98,35 @@ def train_command(
       lic train --export-only --resume ckpt --export weights/hyperprior.safetensors
       lic train --model reference --init weights/hyperprior.safetensors --data DIR --minutes 8
     """
-    try:
-        from .export import export_checkpoint, export_model, make_manifest
-        from .loop import TrainConfig, train
+    from .export import export_checkpoint, export_model, make_manifest
+    from .loop import TrainConfig, train
 
-        if export_only:
-            if not (resume and export_path):
-                raise LicError("--export-only needs --resume CHECKPOINT and --export PATH")
-            manifest = export_checkpoint(resume, export_path)
-            click.echo(f"exported {export_path} (weights_id {manifest['weights_id']}, step {manifest['steps']})")
-            return
-        if not data:
-            raise LicError("--data DIR is required for training")
-        if export_path and not Path(export_path).resolve().parent.is_dir():
-            raise LicError(f"cannot write '{export_path}': its folder does not exist")
-        config = TrainConfig(
-            model=model, model_config=_parse_config(config_items), data=data, steps=steps,
-            plan_minutes=plan_minutes, minutes=minutes, stop_at=stop_at, qualities=_parse_qualities(qualities), batch=batch, crop=crop, lr=lr, warmup=warmup, device=device,
-            compile=use_compile, bf16=bf16, channels_last=channels_last, schedule=schedule,
-            cooldown_minutes=cooldown_minutes, stop_file=stop_file, threads=threads, seed=seed, log_every=log_every,
-            checkpoint=checkpoint, checkpoint_kind=checkpoint_kind,
-            checkpoint_minutes=checkpoint_minutes, resume=resume, init=init_weights, continue_from=continue_from,
-            freeze=[f for f in (freeze or "").split(",") if f] or None,
-        )
-        result = train(config, log=lambda line: click.echo(line, err=True))
-        click.echo(f"{result.step} steps, {result.ms_per_step:.1f} ms/step on {result.device}")
-        if export_path:
-            manifest = export_model(result.model, export_path, make_manifest(result.meta))
-            click.echo(f"exported {export_path} (weights_id {manifest['weights_id']})")
-    except LicError as exc:
-        click.echo(f"lic: error: {exc}", err=True)
-        sys.exit(1)
+    if export_only:
+        if not (resume and export_path):
+            raise LicError("--export-only needs --resume CHECKPOINT and --export PATH")
+        manifest = export_checkpoint(resume, export_path)
+        click.echo(f"exported {export_path} (weights_id {manifest['weights_id']}, step {manifest['steps']})")
+        return
+    if not data:
+        raise LicError("--data DIR is required for training")
+    if export_path and not Path(export_path).resolve().parent.is_dir():
+        raise LicError(f"cannot write '{export_path}': its folder does not exist")
+    config = TrainConfig(
+        model=model, model_config=_parse_config(config_items), data=data, steps=steps,
+        plan_minutes=plan_minutes, minutes=minutes, stop_at=stop_at, qualities=_parse_qualities(qualities), batch=batch, crop=crop, lr=lr, warmup=warmup, device=device,
+        compile=use_compile, bf16=bf16, channels_last=channels_last, schedule=schedule,
+        cooldown_minutes=cooldown_minutes, stop_file=stop_file, threads=threads, seed=seed, log_every=log_every,
+        checkpoint=checkpoint, checkpoint_kind=checkpoint_kind,
+        checkpoint_minutes=checkpoint_minutes, resume=resume, init=init_weights, continue_from=continue_from,
+        freeze=[f for f in (freeze or "").split(",") if f] or None,
+    )
+    result = train(config, log=lambda line: click.echo(line, err=True))
+    click.echo(f"{result.step} steps, {result.ms_per_step:.1f} ms/step on {result.device}")
+    if export_path:
+        manifest = export_model(result.model, export_path, make_manifest(result.meta))
+        click.echo(f"exported {export_path} (weights_id {manifest['weights_id']})")
 
 
 def main() -> None:
-    train_command(prog_name="python -m lccodec.train")
+    """`python -m lccodec.train`: failures end in one `lic: error:` line (LicCommand)."""
+    train_command.main(prog_name="python -m lccodec.train")
