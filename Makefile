@@ -1,4 +1,5 @@
-# make demo  — set up .venv (torch 2.13.0 CPU first, then lic) and run a real encode/decode
+# make demo  — set up .venv (torch 2.13.0 CPU first, then lic with its test and bench extras:
+#              pytest, matplotlib, pillow-jxl-plugin) and run a real encode/decode
 # make test  — same set-up, then the test suite
 # make train / make train-stop / make train-status — a training round of MODEL in the background
 #   (docs/training.md): continue from runs/MODEL/ck, else the shipped weights, else fresh;
@@ -23,7 +24,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel || true
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q --no-build-isolation -e '.[test]'
+	$(BIN)/python -m pip install -q --no-build-isolation -e '.[test,bench]'
 	touch $(STAMP)
 
 demo: $(STAMP)

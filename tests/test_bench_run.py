@@ -253,3 +253,82 @@ def test_cli_plot_with_matplotlib(img_dir, tmp_path):
                                      "--plot", str(out)])
     assert res.exit_code == 0, res.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_json_dir_writes_one_compressai_file_per_codec(img_dir, tmp_path):
+    from lccodec.bench.anchors import load_curves
+
+    out = tmp_path / "curves"
+    out.mkdir()
+    res = CliRunner().invoke(bench, [str(img_dir), "--codec", "jpeg", "--model", "none",
+                                     "--json-dir", str(out)])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["jpeg-420.json", "jpeg-444.json"]
+    doc = json.loads((out / "jpeg-444.json").read_text())
+    assert set(doc) == {"name", "description", "results"} and doc["name"] == "jpeg-444"
+    assert {"bpp", "psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time"} <= set(doc["results"])
+    assert [c.name for c in load_curves(out / "jpeg-420.json")] == ["jpeg-420"]
+    res = CliRunner().invoke(bench, [str(img_dir), "--codec", "jpeg", "--model", "none",
+                                     "--json-dir", str(tmp_path / "missing")])
+    assert isinstance(res.exception, BenchError) and "--json-dir" in str(res.exception)
+
+
+def test_cli_records_versions_and_the_device_used(img_dir, tmp_path):
+    res = CliRunner().invoke(bench, [str(img_dir), "--codec", "jpeg-420", "--model", "none",
+                                     "--device", "auto", "--json", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((tmp_path / "r.json").read_text())["meta"]
+    assert set(meta["versions"]) >= {"lic", "torch", "Pillow", "libjpeg", "libwebp", "libavif"}
+    assert meta["versions"]["lic"] == lccodec.__version__ and meta["versions"]["libjpeg"]
+    assert meta["device"] in ("cpu", "cuda:0", "cuda") and meta["device_requested"] == "auto"
+    assert meta["threads"] >= 1
+
+
+def test_bd_says_why_it_is_not_available():
+    rows = run_benchmark([FakeCodec("a", [1, 2, 3]), FakeCodec("b", [2, 3, 4, 5, 6])],
+                         _images(), progress=False)
+    points = aggregate(rows)
+    (bd,) = bd_comparisons(points_to_curves(points))
+    assert bd.bd_rate_psnr is None and bd.why.startswith("a has 3 rate-distortion point(s)")
+    assert "needs at least 4" in summary_table(points, [bd])
+
+
+def test_bd_never_compares_a_codec_with_itself():
+    rows = run_benchmark([FakeCodec("a", [1, 2, 3, 4, 5]), FakeCodec("b", [2, 3, 4, 5, 6])],
+                         _images(), progress=False)
+    curves = points_to_curves(aggregate(rows))
+    again = points_to_curves(aggregate(rows))  # the same run loaded back as anchors
+    for c in again:
+        c.is_anchor = True
+    pairs = [(b.test, b.anchor) for b in bd_comparisons(curves, again)]
+    assert pairs == [("a", "b"), ("a", "b"), ("b", "a")]
+    shifted = points_to_curves(aggregate(rows))[0]
+    shifted.bpp = [v * 1.1 for v in shifted.bpp]  # an older run of the same codec
+    assert [(b.test, b.anchor) for b in bd_comparisons(curves[:1], [shifted])] == [("a", "a (anchor)")]
+
+
+def test_cli_opens_each_model_once(img_dir, tmp_path, monkeypatch):
+    _fake_models(monkeypatch)
+    res = CliRunner().invoke(bench, [str(img_dir), "--codec", "none", "--model", "fake,fake",
+                                     "--quality", "1,2,3,4", "--json", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert [c["name"] for c in doc["codecs"]] == ["fake"] and doc["bd"] == []
+
+
+def test_cli_jpeg_xl_baseline(img_dir, tmp_path):
+    pytest.importorskip("pillow_jxl")
+    res = CliRunner().invoke(bench, [str(img_dir), "--model", "none", "--codec", "jxl",
+                                     "--json", str(tmp_path / "r.json")])
+    assert res.exit_code == 0, res.output
+    assert [c["name"] for c in json.loads((tmp_path / "r.json").read_text())["codecs"]] == ["jxl"]
+
+
+def test_bench_extra_is_installed_by_make():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    pyproject = (root / "pyproject.toml").read_text()
+    extra = next(line for line in pyproject.splitlines() if line.startswith("bench = "))
+    assert "matplotlib" in extra and "pillow-jxl-plugin" in extra
+    assert "-e '.[test,bench]'" in (root / "Makefile").read_text()

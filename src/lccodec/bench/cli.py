@@ -54,6 +54,9 @@ def _check_out(path: Path | None, option: str) -> None:
               help="CPU threads for torch (torch.set_num_threads).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
               help="Write the run in CompressAI result layout (+ per-image rows, BD).")
+@click.option("--json-dir", "json_dir", type=click.Path(path_type=Path), default=None,
+              help="Write one CompressAI result file per codec and model into this existing "
+                   "folder (NAME.json, what CompressAI's plotting reads).")
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None,
               help="Write per-image rows as CSV.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), default=None,
@@ -65,12 +68,12 @@ def _check_out(path: Path | None, option: str) -> None:
 @click.option("--progress/--no-progress", default=None,
               help="tqdm progress bar on stderr [default: when stderr is a terminal].")
 def bench(folder: Path, models: str, qualities: str | None, codecs: str, device: str,
-          threads: int | None, json_path: Path | None, csv_path: Path | None,
+          threads: int | None, json_path: Path | None, json_dir: Path | None, csv_path: Path | None,
           plot_path: Path | None, anchor_paths: tuple[Path, ...], limit: int | None,
           progress: bool | None) -> None:
     """Measure codecs on the images in DIR: real files, bpp, PSNR, MS-SSIM, times, BD-rate."""
     from . import report
-    from .anchors import load_curves
+    from .anchors import load_curves, save_curve
     from .baselines import get_baselines
     from .plot import plot_rd, require_matplotlib
     from .runner import aggregate, list_images, load_rgb, open_learned, points_to_curves, \
@@ -80,6 +83,8 @@ def bench(folder: Path, models: str, qualities: str | None, codecs: str, device:
     quals = _qualities(qualities)
     for path, opt in ((json_path, "--json"), (csv_path, "--csv"), (plot_path, "--plot")):
         _check_out(path, opt)
+    if json_dir is not None and not json_dir.is_dir():
+        raise BenchError(f"--json-dir: folder {json_dir} does not exist")
     if plot_path is not None:
         require_matplotlib()
     anchors = [c for p in anchor_paths for c in load_curves(p)]
@@ -103,23 +108,26 @@ def bench(folder: Path, models: str, qualities: str | None, codecs: str, device:
     descriptions = {c.name: c.description for c in all_codecs}
     images = [(p.name, load_rgb(p)) for p in files]
     meta = {"description": f"{len(images)} images from {folder}", "folder": str(folder),
-            "images": [n for n, _ in images], "device": device, "threads": threads}
+            "images": [n for n, _ in images], "device_requested": device,
+            **report.environment(device)}  # versions, the device actually used, threads
 
     rows: list = []
 
-    def results():
+    def results() -> tuple[list, list, list]:
         points = aggregate(rows)
         curves = points_to_curves(points, descriptions)
         return points, curves, report.bd_comparisons(curves, anchors)
 
     def flush() -> None:
-        if json_path is None and csv_path is None:
+        if json_path is None and csv_path is None and json_dir is None:
             return
         points, curves, bd = results()
         if json_path is not None:
             report.write_json(json_path, report.run_document(points, rows, curves, bd, notes, meta))
         if csv_path is not None:
             report.write_csv(csv_path, rows)
+        for curve in curves if json_dir is not None else []:
+            save_curve(json_dir / f"{curve.name.replace('/', '_')}.json", curve)
 
     try:
         run_benchmark(all_codecs, images, on_row=rows.append, on_group=flush, progress=progress)

@@ -23,13 +23,17 @@ from .runner import Point, Row
 
 @dataclass
 class BDResult:
-    """test vs anchor: BD-rate on PSNR (%), BD-PSNR (dB), BD-rate on MS-SSIM dB (%); None = n/a."""
+    """test vs anchor: BD-rate on PSNR (%), BD-PSNR (dB), BD-rate on MS-SSIM dB (%); None = n/a.
+
+    `why` says why the PSNR figures are n/a (too few points, no overlap); empty otherwise.
+    """
 
     test: str
     anchor: str
     bd_rate_psnr: float | None
     bd_psnr: float | None
     bd_rate_msssim: float | None
+    why: str = ""
 
 
 def _try(fn, *args) -> float | None:
@@ -39,19 +43,68 @@ def _try(fn, *args) -> float | None:
         return None
 
 
+def _same_curve(a: Curve, b: Curve) -> bool:
+    """The same codec's curve twice (e.g. a baseline run again and found in an anchor file)."""
+    return a is b or (a.name == b.name and a.bpp == b.bpp and a.psnr == b.psnr)
+
+
+def bd_unavailable(test: Curve, ref: Curve) -> str:
+    """Why BD-rate/BD-PSNR cannot be computed for these two curves; empty when it can."""
+    for c in (test, ref):
+        n = sum(1 for b, d in zip(c.bpp, c.psnr) if math.isfinite(b) and math.isfinite(d) and b > 0)
+        if n < 4:
+            return f"{c.name} has {n} rate-distortion point(s); BD fits a cubic and needs at least 4"
+    try:
+        bd_rate(ref.bpp, ref.psnr, test.bpp, test.psnr)
+    except ValueError as exc:
+        return str(exc)
+    return ""
+
+
 def bd_comparisons(run_curves: Sequence[Curve], anchors: Sequence[Curve] = ()) -> list[BDResult]:
-    """Each run curve as test against every later run curve (each pair once) and every anchor."""
+    """Each run curve as test against every later run curve (each pair once) and every anchor;
+    never a curve against itself. An anchor named like the test is labelled '(anchor)'."""
     out = []
     for i, test in enumerate(run_curves):
         t_db = [ms_ssim_db(v) for v in test.ms_ssim]
         for ref in [*run_curves[i + 1:], *anchors]:
+            if _same_curve(test, ref):
+                continue
             r_db = [ms_ssim_db(v) for v in ref.ms_ssim]
             ms = (_try(bd_rate, ref.bpp, r_db, test.bpp, t_db)
                   if len(r_db) == len(ref.bpp) and len(t_db) == len(test.bpp) else None)
-            out.append(BDResult(test.name, ref.name,
+            label = f"{ref.name} (anchor)" if ref.name == test.name else ref.name
+            out.append(BDResult(test.name, label,
                                 _try(bd_rate, ref.bpp, ref.psnr, test.bpp, test.psnr),
-                                _try(bd_psnr, ref.bpp, ref.psnr, test.bpp, test.psnr), ms))
+                                _try(bd_psnr, ref.bpp, ref.psnr, test.bpp, test.psnr), ms,
+                                bd_unavailable(test, ref)))
     return out
+
+
+def environment(device: str) -> dict[str, Any]:
+    """What a run depends on: lic, torch, Pillow and codec library versions, the device used."""
+    from importlib import metadata
+
+    import numpy
+    import PIL
+    import torch
+    from PIL import features
+
+    from .. import __version__
+    from ..device import resolve_device
+
+    try:
+        jxl = metadata.version("pillow-jxl-plugin")
+    except metadata.PackageNotFoundError:
+        jxl = None
+    versions = {"lic": __version__, "torch": torch.__version__, "Pillow": PIL.__version__,
+                "numpy": numpy.__version__, "libjpeg": features.version("jpg"),
+                "libwebp": features.version("webp"), "libavif": features.version("avif"),
+                "pillow-jxl-plugin": jxl}
+    used = resolve_device(device)
+    name = torch.cuda.get_device_name(used) if used.type == "cuda" else "cpu"
+    return {"versions": versions, "device": str(used), "device_name": name,
+            "threads": torch.get_num_threads()}
 
 
 def _fmt(v: float | None, spec: str, unit: str = "") -> str:
@@ -79,7 +132,8 @@ def summary_table(points: Sequence[Point], bd: Sequence[BDResult] = (),
             lines.append(f"  {f'{b.test} vs {b.anchor}':<{nw}}  "
                          f"BD-rate PSNR {_fmt(b.bd_rate_psnr, '+.1f', ' %'):>9}  "
                          f"BD-PSNR {_fmt(b.bd_psnr, '+.2f', ' dB'):>9}  "
-                         f"BD-rate MS-SSIM {_fmt(b.bd_rate_msssim, '+.1f', ' %'):>9}")
+                         f"BD-rate MS-SSIM {_fmt(b.bd_rate_msssim, '+.1f', ' %'):>9}"
+                         + (f"  (n/a: {b.why})" if b.why else ""))
     mism = sum(p.mismatches for p in points)
     if mism:
         lines += ["", f"!! {mism} decode(s) differ from the encoder's reconstruction"]

@@ -102,7 +102,7 @@ def open_learned(names: Sequence[str] | None, qualities: Sequence[float] | None,
     if not hasattr(lccodec, "list_models") or not hasattr(lccodec, "open_model"):
         raise ModelError("this lccodec build has no learned models (list_models/open_model)")
     infos = {info.name: info for info in lccodec.list_models()}
-    wanted = list(infos) if names is None else list(names)
+    wanted = list(infos) if names is None else list(dict.fromkeys(names))  # each model once
     qs = list(qualities) if qualities else [float(q) for q in range(1, 9)]
     codecs = []
     for name in wanted:
