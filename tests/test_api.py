@@ -122,3 +122,11 @@ def test_public_api_has_return_type_hints():
 def test_py_typed_marker_is_shipped():
     assert (ROOT / "src" / "lccodec" / "py.typed").is_file()
     assert '"lccodec" = ["py.typed"]' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_licence_files():
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert 'license = { text = "MIT" }' in (ROOT / "pyproject.toml").read_text()
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs" / "models").glob("*.md"))]:
+        text = doc.read_text()
+        assert "BSDS500" in text and "research and education only" in text.replace("\n", " "), doc.name
