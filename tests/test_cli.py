@@ -305,6 +305,10 @@ def test_threads_and_jobs(png, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(torch, "set_num_threads", seen.append)
     code, _, err = run(["encode", str(png), str(tmp_path / "a.lic"), "--threads", "1"], capsys)
     assert code == 0 and seen == [1] and err == ""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    assert run(["encode", str(png), "-d", str(folder), "--threads", "2"], capsys)[0] == 0
+    assert seen == [1, 2]  # in this process when files run one after another
     code, _, err = run(["encode", str(png), str(tmp_path / "b.lic"), "-j", "2"], capsys)
     assert code == 0 and "lic: warning: -j/--jobs runs several files in parallel" in err
     code, text, _ = run(["encode", "--help"], capsys)

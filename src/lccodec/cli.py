@@ -193,11 +193,11 @@ def _run(fn: Callable[..., dict], pairs: list[tuple[str, str]], form: str, *, jo
     if jobs > 1 and len(pairs) < 2 and not quiet:
         _warn("-j/--jobs runs several files in parallel and has no effect on one; "
               "--threads N sets the threads one file uses")
-    if form != "folder":
-        if threads is not None:
-            import torch
+    if threads is not None and (form != "folder" or jobs <= 1):  # workers set their own
+        import torch
 
-            torch.set_num_threads(threads)
+        torch.set_num_threads(threads)
+    if form != "folder":
         source, destination = pairs[0]
         results = [FileResult(source, destination, info=fn(source, destination, **options))]
     else:
