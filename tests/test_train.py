@@ -263,3 +263,24 @@ def test_train_errors_go_through_the_lic_error_line(tmp_path, capsys):
     code, _, err = run_cli(["train", "--data", str(tmp_path / "nope"), "--steps", "1", "--debug"], capsys)
     assert code == 1 and "Traceback" in err
     assert err.strip().splitlines()[-1] == f"lic: error: training data folder '{tmp_path / 'nope'}' does not exist"
+
+
+def test_a_log_window_of_skipped_steps_does_not_end_the_run(data_dir, monkeypatch):
+    """A spike the guard skips can fill a whole log window (log_every=1): the run goes on."""
+    from lccodec.train import loop
+
+    calls = {"n": 0}
+    accept = loop.SpikeGuard.accept
+
+    def reject_third(self, quality, loss):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            self.skipped += 1
+            self.in_a_row += 1
+            return False
+        return accept(self, quality, loss)
+
+    monkeypatch.setattr(loop.SpikeGuard, "accept", reject_third)
+    result = train(tiny_config(data_dir, steps=6), log=quiet)
+    assert result.step == 6 and [h["step"] for h in result.history] == [1, 2, 4, 5, 6]
+    assert result.history[-1]["skipped"] == 1

@@ -354,7 +354,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
     if constant:  # the lr does not depend on a plan; the run ends on time, a step or the stop file
         if not (config.steps or config.minutes or config.stop_at or config.stop_file):
             raise LicError("the constant schedule needs an end: --steps, --minutes, --until or --stop-file")
-        plan = Plan(config.steps, config.minutes * 60.0 if config.minutes and not config.steps else None)
+        # the plan counts the whole training's device time: what earlier runs used plus this run's
+        plan = Plan(config.steps, base_seconds + config.minutes * 60.0 if config.minutes and not config.steps else None)
     elif config.steps:
         plan = Plan(config.steps)
     elif config.plan_minutes or index.get("plan_seconds"):
@@ -500,7 +501,10 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
             if step % config.log_every == 0 or step == plan.steps:
                 sync()
                 now = time.perf_counter()
-                loss_v, bpp_v, psnr_v = (sums / max(1, window_ok)).tolist() if window_ok else [math.nan] * 3
+                if not window_ok:  # every step of the window was skipped (the guard ends a run that keeps doing so)
+                    window_n, window_t = 0, now
+                    continue
+                loss_v, bpp_v, psnr_v = (sums / window_ok).tolist()
                 entry = {"step": step, "lr": lr, "loss": loss_v, "bpp": bpp_v, "psnr": psnr_v,
                          "ms_per_step": (now - window_t) * 1e3 / window_n, "skipped": guard.skipped}
                 if not math.isfinite(loss_v):
