@@ -7,6 +7,7 @@ cores changes the numbers.
 
     python benchmarks/train_speed.py --data ../shared/data/train
     python benchmarks/train_speed.py --data DIR --paths fast --config linear_path=true --json out.json
+    python benchmarks/train_speed.py --data DIR --paths fast,heads --model context   # heads-only vs full
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ PATHS = {
     "fp32": {"bf16": False, "channels_last": False, "compile": False},
     "bf16+cl": {"bf16": True, "channels_last": True, "compile": False},
     "fast": {"bf16": True, "channels_last": True, "compile": True},  # the default on this CPU
+    # the entropy model alone on frozen transforms (--heads-only): no synthesis, no backward through g_a
+    "heads": {"bf16": True, "channels_last": True, "compile": True, "heads_only": True},
 }
 WARMUP_STEPS = 5  # compilation and allocator warm-up; the loop's own timing starts after 3
 

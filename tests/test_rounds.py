@@ -60,3 +60,34 @@ def test_training_log_rows_are_appended_to_the_model_card(tmp_path):
     assert [r.split(" | ")[1] for r in rows] == ["12000", "24000"]
     assert text.endswith(line.replace("12000", "24000") + "\n")
 
+
+
+def test_a_fresh_context_round_warm_starts_from_the_hyperprior_and_trains_heads_only(tmp_path):
+    run = RunFolder("context", tmp_path / "runs")
+    (tmp_path / "weights").mkdir()
+    with pytest.raises(LicError, match="warm starts from .*hyperprior.safetensors"):
+        train_argv(run, "DATA", 170, 25, tmp_path)
+    _weights(tmp_path / "weights" / "hyperprior.safetensors", {"steps": 900}, linear_path=True)
+    argv, origin = train_argv(run, "DATA", 170, 25, tmp_path)
+    assert "--heads-only" in argv and argv[argv.index("--init") + 1].endswith("weights/hyperprior.safetensors")
+    assert "warm started" in origin
+    run.checkpoint.mkdir(parents=True)
+    (run.checkpoint / "checkpoint.json").write_text("{}")
+    argv, _ = train_argv(run, "DATA", 170, 25, tmp_path)
+    assert "--heads-only" in argv and "--init" not in argv and "--resume" in argv
+
+
+def test_other_models_log_bd_rates_against_our_hyperprior(tmp_path):
+    from lccodec.train.rounds import log_columns, log_curves
+
+    curves = log_curves("context", tmp_path / "anchors", tmp_path)
+    assert list(curves) == ["our hyperprior", "mbt2018-mean", "AV1"]
+    assert curves["our hyperprior"] == tmp_path / "benchmarks/results/kodak-hyperprior.json"
+    assert list(log_curves("hyperprior", tmp_path, tmp_path)) == ["mbt2018-mean", "WebP", "AV1"]
+    row = {"points": {q: (0.1 * q, 25.0 + q) for q in range(1, 9)},
+           "our hyperprior": -7.34, "mbt2018-mean": 12.0, "AV1": "n/a (no av1.json)"}
+    line = log_row(row, {"date": "2026-12-04", "steps": 5, "device_minutes": 1}, "ab", tuple(curves))
+    assert line.endswith("| -7.3 % | +12.0 % | n/a (no av1.json) | `ab` |")
+    card = tmp_path / "context.md"
+    append_log(card, line, log_columns(tuple(curves)))
+    assert "| BD vs our hyperprior | BD vs mbt2018-mean | BD vs AV1 | weights_id |" in card.read_text()

@@ -284,3 +284,35 @@ def test_a_log_window_of_skipped_steps_does_not_end_the_run(data_dir, monkeypatc
     result = train(tiny_config(data_dir, steps=6), log=quiet)
     assert result.step == 6 and [h["step"] for h in result.history] == [1, 2, 4, 5, 6]
     assert result.history[-1]["skipped"] == 1
+
+
+@pytest.mark.parametrize("model", ["hyperprior", "context"])
+def test_heads_only_trains_the_entropy_model_alone_without_synthesis(data_dir, monkeypatch, model):
+    """--heads-only: the transforms and gains stay as they were, the entropy model learns,
+    the synthesis never runs and the loss is the rate."""
+    from lccodec.models.base import HyperpriorBase
+
+    def no_synthesis(self, y):
+        raise AssertionError("heads-only training ran the synthesis")
+
+    monkeypatch.setattr(HyperpriorBase, "synthesis", no_synthesis)
+    torch.manual_seed(3)  # tiny_config's seed: the run's initial weights
+    before = build_model(model_by_name(model), TINY).state_dict()
+    result = train(tiny_config(data_dir, model=model, steps=4, heads_only=True), log=quiet)
+    after = result.model.state_dict()
+    transforms = result.model.transform_modules
+    moved = {n.split(".")[0] for n in after if not torch.equal(before[n], after[n])}
+    assert moved and not moved & set(transforms), moved
+    assert "h_s" in moved and "z_density" in moved
+    h = result.history[-1]
+    assert h["loss"] == pytest.approx(h["bpp"], rel=1e-5) and np.isnan(h["psnr"])
+
+
+def test_heads_only_is_refused_where_the_analysis_has_heads_of_its_own(data_dir, capsys):
+    from lccodec.errors import LicError
+
+    with pytest.raises(LicError, match="hierarchical cannot train its entropy model alone"):
+        train(tiny_config(data_dir, model="hierarchical", steps=1, heads_only=True), log=quiet)
+    result = CliRunner().invoke(train_command, ["--data", str(data_dir), "--model", "hierarchical",
+                                                "--heads-only", "--steps", "1", "--no-compile"])
+    assert result.exit_code != 0

@@ -51,6 +51,11 @@ class LicModel(nn.Module):
     name: ClassVar[str]
     model_id: ClassVar[int]
     stride: ClassVar[int] = 64  # the image is padded to a multiple of this
+    #: the modules that make y and x̂ (analysis, synthesis, gains): frozen by heads-only training
+    transform_modules: ClassVar[tuple[str, ...]] = ()
+    #: whether everything between the image and y is in transform_modules, so that the entropy
+    #: model can be trained on the frozen transforms with the rate alone (:meth:`rates`)
+    heads_on_frozen_transforms: ClassVar[bool] = False
     config: dict[str, Any]  # the constructor's arguments, as recorded in weights files
     lambdas: tuple[float, ...]
     latent_codec: LatentCodec
@@ -81,6 +86,11 @@ class LicModel(nn.Module):
     def forward(self, x: torch.Tensor, quality: torch.Tensor) -> dict:
         """Training pass: x in [0, 1], quality (B,). Returns x_hat and the likelihoods."""
         raise NotImplementedError
+
+    def rates(self, x: torch.Tensor, quality: torch.Tensor) -> dict:
+        """Heads-only training pass: the likelihoods of x's latents, the analysis run without
+        gradient and no synthesis (no "x_hat": the loss is the rate alone)."""
+        raise NotImplementedError(f"{self.name} cannot train its entropy model on frozen transforms")
 
     # ------------------------------------------------------------------ latents
     def likelihoods(self, y: Any, quality: torch.Tensor) -> LatentLikelihoods:
@@ -147,6 +157,9 @@ class HyperpriorBase(LicModel):
     linear path, gain, inv_gain, z_density, then each model's own): state-dict names are the
     weights files' and training checkpoints' names, and Adam's state follows parameter order.
     """
+
+    transform_modules = ("g_a", "g_s", "g_a_linear", "g_s_linear", "gain", "inv_gain")
+    heads_on_frozen_transforms = True
 
     def __init__(
         self, N: int = 128, M: int = 192, lambdas: tuple[float, ...] = LAMBDAS,
@@ -218,6 +231,11 @@ class HyperpriorBase(LicModel):
         y = self.apply_gain(self.analysis(x), quality)
         rates = self.likelihoods(y, quality)
         return {"x_hat": self.synthesis(self.inverse_gain(rates.hats["y"], quality)), **rates.as_output()}
+
+    def rates(self, x: torch.Tensor, quality: torch.Tensor) -> dict:
+        with torch.no_grad():
+            y = self.apply_gain(self.analysis(x), quality)
+        return self.likelihoods(y.float(), quality).as_output()
 
 
 @torch.no_grad()

@@ -37,6 +37,10 @@ ONE = float(1 << ACT_BITS)
 class HierarchicalModel(HyperpriorBase, model="hierarchical"):
     """Variable-rate HC model: latents y4, y3, y2 with hierarchical conditional entropy."""
 
+    # y3 and y2 come from analysis heads of its own (head3, head2 and their gains): trained with
+    # the rate alone they would learn to carry nothing, so HC trains with the full loss
+    heads_on_frozen_transforms = False
+
     def __init__(
         self, N: int = 128, M: int = 192, K: int = 96, K3: int = 96, K2: int = 64,
         lambdas: tuple[float, ...] = LAMBDAS, linear_path: bool = False,

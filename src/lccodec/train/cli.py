@@ -56,6 +56,9 @@ def _parse_qualities(text: str | None) -> list[int] | None:
 @click.option("--continue", "continue_from", type=click.Path(dir_okay=False),
               help="Continue training this weights file: its config, step count and minutes (Adam re-warms).")
 @click.option("--freeze", help="Leave parameters with these name prefixes untrained, e.g. g_a,g_s.")
+@click.option("--heads-only", is_flag=True,
+              help="Train the entropy model alone with the rate as loss, on the frozen transforms "
+                   "(the analysis runs without gradient; no synthesis).")
 @click.option("--checkpoint", type=click.Path(file_okay=False), help="Write checkpoints into this folder.")
 @click.option("--checkpoint-kind", type=click.Choice(["full", "compact"]), default="full", show_default=True,
               help="full: fp32 + Adam state; compact: fp16 model only (re-warms Adam on resume).")
@@ -83,7 +86,7 @@ def _parse_qualities(text: str | None) -> list[int] | None:
 def train_command(
     model: str, config_items: tuple[str, ...], data: str | None, steps: int | None,
     plan_minutes: float | None, minutes: float | None, stop_at: int | None, qualities: str | None, batch: int, crop: int, lr: float, warmup: int | None,
-    resume: str | None, init_weights: str | None, continue_from: str | None, freeze: str | None, checkpoint: str | None, checkpoint_kind: str, checkpoint_minutes: float,
+    resume: str | None, init_weights: str | None, continue_from: str | None, freeze: str | None, heads_only: bool, checkpoint: str | None, checkpoint_kind: str, checkpoint_minutes: float,
     export_path: str | None, export_only: bool, device: str, use_compile: bool | None,
     bf16: bool | None, channels_last: bool | None, schedule: str, cooldown_minutes: float,
     stop_file: str | None,
@@ -97,6 +100,7 @@ def train_command(
       lic train --data DIR --plan-minutes 24 --minutes 8 --resume ckpt --checkpoint ckpt
       lic train --export-only --resume ckpt --export weights/hyperprior.safetensors
       lic train --model reference --init weights/hyperprior.safetensors --data DIR --minutes 8
+      lic train --model context --init weights/hyperprior.safetensors --heads-only --data DIR --minutes 60
     """
     from .export import export_checkpoint, export_model, make_manifest
     from .loop import TrainConfig, train
@@ -118,7 +122,7 @@ def train_command(
         cooldown_minutes=cooldown_minutes, stop_file=stop_file, threads=threads, seed=seed, log_every=log_every,
         checkpoint=checkpoint, checkpoint_kind=checkpoint_kind,
         checkpoint_minutes=checkpoint_minutes, resume=resume, init=init_weights, continue_from=continue_from,
-        freeze=[f for f in (freeze or "").split(",") if f] or None,
+        freeze=[f for f in (freeze or "").split(",") if f] or None, heads_only=heads_only,
     )
     result = train(config, log=lambda line: click.echo(line, err=True))
     click.echo(f"{result.step} steps, {result.ms_per_step:.1f} ms/step on {result.device}")

@@ -77,6 +77,7 @@ class TrainConfig:
     init: str | None = None  # warm start a fresh run from this weights file
     continue_from: str | None = None  # continue training a weights file (its steps, minutes, config)
     freeze: list[str] | None = None  # parameter-name prefixes left untrained
+    heads_only: bool = False  # train the entropy model alone, rate only, on the frozen transforms
     schedule: str = "cosine"  # or "constant": warm-up, constant lr, a cool-down at the run's end
     cooldown_minutes: float = 0.0  # "constant": the last minutes of --minutes, decaying the lr
     cooldown_steps: int | None = None  # "constant": the cool-down in steps (else from the minutes)
@@ -177,6 +178,8 @@ def rd_loss(out: dict, x: torch.Tensor, lam: torch.Tensor) -> tuple[torch.Tensor
     aux = {k: bpp_of(v) for k, v in out.get("aux_likelihoods", {}).items()}
     bpp = sum(coded.values())
     rate = sum(weights.get(k, 1.0) * v for k, v in {**coded, **aux}.items())
+    if "x_hat" not in out:  # heads-only training: the rate alone (no distortion to report)
+        return rate.mean(), bpp.mean(), torch.full((), math.nan, device=x.device)
     mse = (out["x_hat"].float() - x.float()).square().flatten(1).mean(1)
     loss = (lam * 255.0**2 * mse + rate).mean()
     return loss, bpp.mean(), mse.mean()
@@ -319,6 +322,11 @@ def _setup_model(config: TrainConfig, device: torch.device, log: Callable[[str],
     frozen = [n for n, p in model.named_parameters() if any(n.startswith(f) for f in config.freeze or [])]
     if config.freeze and not frozen:
         raise LicError(f"--freeze {','.join(config.freeze)} matches no parameter of {spec.name}")
+    if config.heads_only:
+        if not model.heads_on_frozen_transforms:
+            raise LicError(f"{spec.name} cannot train its entropy model alone (--heads-only): "
+                           "part of its analysis is its own; train it with --freeze and the full loss")
+        frozen += [n for n, _ in model.named_parameters() if n.split(".")[0] in model.transform_modules]
     for name, p in model.named_parameters():
         p.requires_grad_(name not in frozen)
     model = model.to(device)
@@ -380,12 +388,14 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
         f"training {model.name} {({k: v for k, v in model.config.items() if k != 'lambdas'})} on {device} "
         f"({data['images']} images, {data['pixels'] / 1e6:.0f} Mpixel), batch {config.batch}, "
         f"crop {config.crop}, bf16 {use_bf16}, channels_last {use_cl}, compile {use_compile}"
+        + (", entropy model only (rate, frozen transforms)" if config.heads_only else "")
     )
     if use_cl:
         model = model.to(memory_format=torch.channels_last)
     if use_bf16:
         enable_mixed_precision(model, device.type)
-    forward = torch.compile(model) if use_compile else model
+    step_fn = model.rates if config.heads_only else model  # heads-only: no synthesis, no backward through g_a
+    forward = torch.compile(step_fn) if use_compile else step_fn
     model.train()
     label = torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)"
     if label not in devices:

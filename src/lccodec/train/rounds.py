@@ -32,8 +32,12 @@ import click
 from ..errors import LicError
 
 #: What a fresh model of each name trains with (the project's measured choice; docs/training.md).
+#: "init": the weights file (in the repository) a fresh model warm starts from; "heads_only":
+#: every run of the model trains its entropy model alone on the frozen transforms (issue 13).
 RECIPES: dict[str, dict] = {
     "hyperprior": {"config": {"linear_path": True}, "batch": 8, "crop": 256, "lr": 5e-4},
+    "context": {"config": {"linear_path": True}, "batch": 8, "crop": 256, "lr": 5e-4,
+                "init": "weights/hyperprior.safetensors", "heads_only": True},
 }
 DEFAULT_RECIPE = {"config": {}, "batch": 8, "crop": 256, "lr": 6e-4}
 
@@ -43,11 +47,25 @@ LOG_ANCHORS = {
     "WebP": "webp.json",
     "AV1": "av1.json",
 }
+#: The other models are compared with our own hyperprior first (its last round's results file).
+OWN_HYPERPRIOR = ("our hyperprior", "benchmarks/results/kodak-hyperprior.json")
 LOG_HEADING = "## Training log"
-LOG_COLUMNS = (
-    "date", "steps", "CPU-min", "q1 bpp / dB", "q4 bpp / dB", "q8 bpp / dB",
-    "BD vs mbt2018-mean", "BD vs WebP", "BD vs AV1", "weights_id",
-)
+
+
+def log_curves(model: str, anchors: Path, repo: Path) -> dict[str, Path]:
+    """The curves a model's training-log rows compare with, by column name."""
+    curves = {name: anchors / file for name, file in LOG_ANCHORS.items()}
+    if model == "hyperprior":
+        return curves
+    return {OWN_HYPERPRIOR[0]: repo / OWN_HYPERPRIOR[1], "mbt2018-mean": curves["mbt2018-mean"], "AV1": curves["AV1"]}
+
+
+def log_columns(names: tuple[str, ...] = tuple(LOG_ANCHORS)) -> tuple[str, ...]:
+    return ("date", "steps", "CPU-min", "q1 bpp / dB", "q4 bpp / dB", "q8 bpp / dB",
+            *(f"BD vs {n}" for n in names), "weights_id")
+
+
+LOG_COLUMNS = log_columns()
 
 
 @dataclass(frozen=True)
@@ -122,6 +140,8 @@ def train_argv(run: RunFolder, data: str, minutes: float, cooldown: float, repo:
     ]
     if threads:
         argv += ["--threads", str(threads)]
+    if recipe.get("heads_only"):
+        argv += ["--heads-only"]
     shipped = shipped_weights(run.model, repo)
     if (run.checkpoint / "checkpoint.json").is_file():
         return argv + ["--resume", str(run.checkpoint)], f"local checkpoint {run.checkpoint}"
@@ -129,6 +149,12 @@ def train_argv(run: RunFolder, data: str, minutes: float, cooldown: float, repo:
         return argv + ["--continue", str(shipped)], f"shipped weights {shipped}"
     for key, value in recipe["config"].items():
         argv += ["--config", f"{key}={json.dumps(value)}"]
+    if recipe.get("init"):
+        init = repo / recipe["init"]
+        if not _trained_with_recipe(init, {"config": recipe["config"]}):
+            raise LicError(f"a fresh {run.model} warm starts from {init}, which is missing or not trained "
+                           f"with {recipe['config']}")
+        return argv + ["--init", str(init)], f"a fresh model warm started from {init}"
     return argv, "a fresh model"
 
 
@@ -193,9 +219,9 @@ def stop(run: RunFolder, timeout_minutes: float = 60.0) -> None:
 
 
 def measure_kodak(run: RunFolder, kodak: str, anchors: Path, out_json: Path,
-                  threads: int = 2) -> dict:
+                  threads: int = 2, curves: dict[str, Path] | None = None) -> dict:
     """Bench the round's export on Kodak (q1..8, real bitstreams) into `out_json`; returns the
-    training-log row (points and BD-rates against LOG_ANCHORS)."""
+    training-log row (points and BD-rates against `curves`, default LOG_ANCHORS)."""
     from ..bench.anchors import load_curves
     from ..bench.bdrate import bd_rate
 
@@ -205,14 +231,18 @@ def measure_kodak(run: RunFolder, kodak: str, anchors: Path, out_json: Path,
         "--json", str(out_json), "--no-progress",
         *[a for f in LOG_ANCHORS.values() for a in ("--anchor", str(anchors / f))],
     ]
+    curves = curves or {name: anchors / file for name, file in LOG_ANCHORS.items()}
     env = {**os.environ, "LIC_WEIGHTS_DIR": str(run.path)}
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise LicError(f"Kodak measurement failed: {done.stderr.strip().splitlines()[-1:]}")
     curve = load_curves(out_json)[0]
     row = {"points": {int(q): (b, p) for q, b, p in zip(range(1, 9), curve.bpp, curve.psnr)}}
-    for name, file in LOG_ANCHORS.items():
-        ref = load_curves(anchors / file)[0]
+    for name, file in curves.items():
+        if not file.is_file():
+            row[name] = f"n/a (no {file.name})"
+            continue
+        ref = load_curves(file)[0]
         try:
             row[name] = bd_rate(ref.bpp, ref.psnr, curve.bpp, curve.psnr)
         except ValueError:
@@ -224,30 +254,31 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def log_row(row: dict, manifest: dict, weights_id: str) -> str:
-    """One markdown row of the training log."""
+def log_row(row: dict, manifest: dict, weights_id: str, names: tuple[str, ...] = tuple(LOG_ANCHORS)) -> str:
+    """One markdown row of the training log (BD-rates against the curves `names`)."""
     def point(q: int) -> str:
         b, p = row["points"][q]
         return f"{b:.3f} / {p:.2f}"
 
     def bd(name: str) -> str:
-        return "no overlap" if row.get(name) is None else f"{row[name]:+.1f} %"
+        value = row.get(name)
+        return "no overlap" if value is None else value if isinstance(value, str) else f"{value:+.1f} %"
 
     cells = [
         manifest.get("date", _now())[:10], str(manifest.get("steps", "?")),
         f"{manifest.get('device_minutes', 0):.0f}", point(1), point(4), point(8),
-        bd("mbt2018-mean"), bd("WebP"), bd("AV1"), f"`{weights_id}`",
+        *(bd(n) for n in names), f"`{weights_id}`",
     ]
     return "| " + " | ".join(cells) + " |"
 
 
-def append_log(card: Path, line: str) -> None:
+def append_log(card: Path, line: str, columns: tuple[str, ...] = LOG_COLUMNS) -> None:
     """Append a row to the model card's training-log table (created at the end if missing)."""
     from ..atomic import write_bytes_atomic
 
     text = card.read_text(encoding="utf-8") if card.is_file() else f"# Model card: {card.stem}\n"
     if LOG_HEADING not in text:
-        header = "| " + " | ".join(LOG_COLUMNS) + " |\n|" + " --- |" * len(LOG_COLUMNS) + "\n"
+        header = "| " + " | ".join(columns) + " |\n|" + " --- |" * len(columns) + "\n"
         text = text.rstrip("\n") + (
             f"\n\n{LOG_HEADING}\n\nOne row per training round: Kodak (24 images, real bitstreams, "
             "PSNR-RGB), BD-rate of the PSNR curve (negative = fewer bits than the anchor).\n\n"
@@ -269,10 +300,11 @@ def finish(run: RunFolder, kodak: str, anchors: Path, repo: Path, threads: int =
         raise LicError(f"no export at {run.export}")
     meta = read_metadata(run.export)
     out_json = repo / "benchmarks" / "results" / f"kodak-{run.model}.json"
-    row = measure_kodak(run, kodak, anchors, out_json, threads)
+    curves = log_curves(run.model, anchors, repo)
+    row = measure_kodak(run, kodak, anchors, out_json, threads, curves)
     write_bytes_atomic(shipped_weights(run.model, repo), run.export.read_bytes())
-    line = log_row(row, meta.get("manifest", {}), meta.get("weights_id", "?"))
-    append_log(repo / "docs" / "models" / f"{run.model}.md", line)
+    line = log_row(row, meta.get("manifest", {}), meta.get("weights_id", "?"), tuple(curves))
+    append_log(repo / "docs" / "models" / f"{run.model}.md", line, log_columns(tuple(curves)))
     return line
 
 
