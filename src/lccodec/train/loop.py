@@ -257,8 +257,12 @@ def _tf32(enabled: bool):
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
-def make_optimizer(model: nn.Module, lr: float, fused: bool = False) -> torch.optim.Adam:
-    """Adam with two groups: the transforms, and the z density (named 'entropy')."""
+def make_optimizer(model: nn.Module, lr: float, fused: bool = True) -> torch.optim.Adam:
+    """Adam with two groups: the transforms, and the z density (named 'entropy').
+
+    `fused` (the default, CPU and CUDA): one kernel over all parameters. On this 2-core CPU the
+    default per-tensor Adam took about 4x longer for the hyperprior's 7.3 M parameters (about
+    120 against 30 ms per step on one thread, measured beside a training run)."""
     entropy = [p for n, p in model.named_parameters() if n.startswith("z_density.") and p.requires_grad]
     ids = {id(p) for p in entropy}
     main = [p for p in model.parameters() if id(p) not in ids and p.requires_grad]
@@ -330,7 +334,7 @@ def _setup_model(config: TrainConfig, device: torch.device, log: Callable[[str],
     for name, p in model.named_parameters():
         p.requires_grad_(name not in frozen)
     model = model.to(device)
-    optimizer = make_optimizer(model, config.lr, fused=device.type == "cuda")
+    optimizer = make_optimizer(model, config.lr)
     if index and not index.get("weights"):
         index = load_checkpoint(config.resume, model, optimizer)
         log(f"resumed at step {index['step']} from {config.resume} ({index['kind']} checkpoint)")
