@@ -49,6 +49,8 @@ class ModelInfo:
     quality_range: tuple[float, float]
     weights_bytes: int
     weights_id: int | None
+    weights_sha256: str | None = None  # the SHA-256 of the weights file (lccodec.weights_io)
+    weights_legacy_id: bool = False  # weights_id is the file's legacy CRC32, not from its SHA-256
 
 
 def list_models() -> list[ModelInfo]:
@@ -62,9 +64,10 @@ def list_models() -> list[ModelInfo]:
             codec = open_model(spec.name, "cpu")
         except ModelError:
             continue
+        identity = codec.weights_identity
         out.append(
             ModelInfo(spec.name, spec.model_id, spec.description, codec.quality_range,
-                      codec.weights_bytes, codec.weights_id)
+                      codec.weights_bytes, codec.weights_id, identity.sha256, identity.legacy)
         )
     return out
 
@@ -92,11 +95,14 @@ def encode(
     return open_model(model, device).encode(raster, quality, bpp=bpp, psnr=psnr, size=size).data
 
 
-def decode(data: bytes | str | os.PathLike, device: str = "auto", max_pixels: int | None = None) -> Image.Image:
+def decode(data: bytes | str | os.PathLike, device: str = "auto", max_pixels: int | None = None,
+           weights: str | os.PathLike | None = None) -> Image.Image:
     """Decode a .lic file (its bytes or its path) to a PIL image in the original mode
     (L, LA, RGB or RGBA).
 
     Files declaring more than `max_pixels` (default 2^27) are refused before decoding.
+    `weights`: the weights file to decode with instead of the shipped one (a file made with an
+    older release: docs/weights.md).
     """
     from PIL import Image
 
@@ -107,7 +113,7 @@ def decode(data: bytes | str | os.PathLike, device: str = "auto", max_pixels: in
         from .files import read_file
 
         data = read_file(data)
-    header, pixels = decode_bytes(data, device, max_pixels or DEFAULT_MAX_PIXELS)
+    header, pixels = decode_bytes(data, device, max_pixels or DEFAULT_MAX_PIXELS, weights)
     if pixels.shape[2] == 1:
         return Image.fromarray(pixels[:, :, 0], "L")
     return Image.fromarray(pixels, header.mode)

@@ -53,15 +53,17 @@ def encode_file(source: str, destination: str, model: str = "hyperprior", qualit
 
 
 def decode_file(source: str, destination: str, fmt: str | None = None, device: str = "auto",
-                max_pixels: int | None = None, *, overwrite: bool = True, force: bool = False) -> dict:
-    """Decode a .lic file to an image file (atomically; format from `fmt`, else the extension)."""
+                max_pixels: int | None = None, *, weights: str | None = None, overwrite: bool = True,
+                force: bool = False) -> dict:
+    """Decode a .lic file to an image file (atomically; format from `fmt`, else the extension;
+    with the weights file `weights` instead of the shipped one, if given)."""
     from . import decode
     from .imageio import output_format, save_image
 
     check_paths(source, destination, overwrite=overwrite, force=force)
     fmt = output_format(destination if destination != STDIO else "", fmt)  # refuse a bad one first
     start = time.perf_counter()
-    image = decode(read_input(source), device=device, max_pixels=max_pixels)
+    image = decode(read_input(source), device=device, max_pixels=max_pixels, weights=weights)
     if destination == STDIO:
         buf = io.BytesIO()
         save_image(image, buf, format=fmt)

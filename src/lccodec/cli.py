@@ -25,7 +25,7 @@ EXIT_USAGE = 2
 
 USAGE = """\
 usage: lic encode IN [OUT] [-q QUALITY | --bpp BPP | --psnr DB | --size BYTES]
-       lic decode IN.lic [OUT]
+       lic decode IN.lic [OUT] [--weights FILE]
        lic encode|decode IN... -d DIR [-j JOBS]
        lic info FILE.lic | lic models | lic bench DIR | lic train ...
 Without OUT the output goes beside IN (IN.lic, IN.png). 'lic --help' and
@@ -288,10 +288,13 @@ def encode(paths: tuple[str, ...], model: str, quality: float | None, bpp: float
                    "extension, PNG for stdout and when lic names the output.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=None,
               help="Refuse files declaring more pixels than this (default 134217728).")
+@click.option("--weights", metavar="FILE", default=None,
+              help="Decode with this weights file instead of the shipped one (files made with an "
+                   "older release: docs/weights.md).")
 @_io_options
-def decode(paths: tuple[str, ...], fmt: str | None, max_pixels: int | None, output: str | None,
-           out_dir: str | None, force: bool, device: str, threads: int | None, jobs: int,
-           verbose: bool, quiet: bool) -> None:
+def decode(paths: tuple[str, ...], fmt: str | None, max_pixels: int | None, weights: str | None,
+           output: str | None, out_dir: str | None, force: bool, device: str, threads: int | None,
+           jobs: int, verbose: bool, quiet: bool) -> None:
     """Decode .lic files to images ('-' for stdin/stdout)."""
     from .batch import decode_file
     from .imageio import format_suffix, image_format
@@ -305,7 +308,8 @@ def decode(paths: tuple[str, ...], fmt: str | None, max_pixels: int | None, outp
         return f"{r.source} -> {r.destination}: {i['width']}x{i['height']} {i['mode']}, {i['seconds']:.2f} s"
 
     _run(decode_file, pairs, form, jobs=jobs, threads=threads, force=force, quiet=quiet,
-         describe=describe if verbose else None, fmt=fmt, device=device, max_pixels=max_pixels)
+         describe=describe if verbose else None, fmt=fmt, device=device, max_pixels=max_pixels,
+         weights=weights)
 
 
 # ---------------------------------------------------------------------------- info / models
@@ -343,6 +347,7 @@ def models(as_json: bool) -> None:
         click.echo(json.dumps([
             {"name": m.name, "id": m.model_id, "quality": list(m.quality_range),
              "weights_bytes": m.weights_bytes, "weights_id": f"{m.weights_id:08x}",
+             "weights_sha256": m.weights_sha256, "weights_legacy_id": m.weights_legacy_id,
              "description": m.description} for m in rows], indent=2))
         return
     click.echo(f"{'model':<14}{'id':>3}  {'quality':<10}{'weights':>10}  description")

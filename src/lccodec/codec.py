@@ -12,9 +12,11 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import os
 import threading
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,9 +29,10 @@ from .device import resolve_device
 from .errors import FormatError, LicError, LicWarning, ModelError
 from .imageio import RasterImage, load_image
 from .metrics import psnr
-from .models import ModelSpec, build_model, model_by_id, model_by_name, weights_path
+from .models import LicModel, ModelSpec, build_model, model_by_id, model_by_name, weights_path
+from .released_weights import find_release
 from .side_streams import alpha_from_png, alpha_to_png, check_escapes_used, check_side_streams
-from .weights_io import load_weights
+from .weights_io import WeightsIdentity, load_weights, read_metadata
 
 
 @dataclass
@@ -66,17 +69,17 @@ def latent_inputs(header: Header, streams: list[Stream], stride: int) -> LatentI
 class Codec:
     """One model with its weights on one device."""
 
-    def __init__(self, spec: ModelSpec, device: str = "auto") -> None:
+    def __init__(self, spec: ModelSpec, device: str = "auto", weights: str | os.PathLike | None = None) -> None:
+        """`weights`: a weights file of `spec`'s model (an older release, say) instead of the
+        shipped one."""
         self.spec = spec
         self.device = resolve_device(device)
-        path = weights_path(spec)
-        from .weights_io import read_metadata
-
-        meta = read_metadata(path)
-        self.model = build_model(spec, meta["config"])
-        self.meta = load_weights(path, self.model)
-        self.weights_id: int = self.meta["weights_id_int"]
-        self.weights_bytes = path.stat().st_size
+        self.weights_given = weights is not None
+        self.weights_path = Path(weights) if weights is not None else weights_path(spec)
+        self.model, self.meta = load_model(spec, self.weights_path)
+        self.weights_identity: WeightsIdentity = self.meta["identity"]
+        self.weights_id: int = self.weights_identity.weights_id
+        self.weights_bytes = self.weights_path.stat().st_size
         # channels_last is faster for these convolutions on CPU (oneDNN) and GPU; it cannot
         # change a bitstream: the exact entropy path makes its own contiguous integer tensors.
         self.model.eval().to(self.device, memory_format=torch.channels_last)
@@ -224,6 +227,19 @@ class Codec:
         return enc
 
     # ------------------------------------------------------------------ decode
+    def _other_weights(self, weights_id: int) -> str:
+        """Why a file made with weights `weights_id` cannot be decoded, and where those are."""
+        name, wid = self.spec.name, f"{weights_id:08x}"
+        have = (f"the weights '{self.weights_path}' are {self.weights_identity.hex}" if self.weights_given
+                else f"this lic has {self.weights_identity.hex}")
+        release = find_release(name, wid)
+        if release is None:
+            return (f"file was made with {name} weights {wid}, which no lic release shipped; {have}: "
+                    f"decode it with `lic decode --weights FILE` and the weights that made it")
+        return (f"file was made with {name} weights {wid} ({release.describe()}); {have}: get them with "
+                f"`{release.how_to_get()}` in a clone of lic, then `lic decode --weights "
+                f"{release.local_name} ...` (docs/weights.md)")
+
     def decode(self, data: bytes) -> np.ndarray:
         """Decode .lic bytes made by this model: H x W x C uint8 (C from the file's mode)."""
         header, streams = container.unpack(data)
@@ -237,10 +253,7 @@ class Codec:
         if header.model_id != self.spec.model_id:
             raise FormatError(f"file was made by model id {header.model_id}, not {self.spec.name}")
         if header.weights_id != self.weights_id:
-            raise ModelError(
-                f"file was made with {self.spec.name} weights {header.weights_id:08x}; "
-                f"this lic has {self.weights_id:08x}"
-            )
+            raise ModelError(self._other_weights(header.weights_id))
         lo, hi = self.quality_range
         quality = header.quality_q8 / 256
         if not lo <= quality <= hi:
@@ -262,21 +275,50 @@ class Codec:
         return colour
 
 
-@functools.lru_cache(maxsize=None)
-def _cached_codec(name: str, device: str) -> Codec:
-    return Codec(model_by_name(name), device)
+def load_model(spec: ModelSpec, path: Path) -> tuple[LicModel, dict]:
+    """A model of `spec` built with the config of the weights file `path` and loaded with its
+    weights (verified); returns it and the file's metadata."""
+    meta = read_metadata(path)
+    if meta.get("model") != spec.name:
+        raise ModelError(f"weights '{path}' are for model {meta.get('model')!r}, not {spec.name}")
+    try:
+        model = build_model(spec, meta["config"])
+    except ModelError as exc:
+        raise ModelError(f"weights '{path}': {exc}") from None
+    return model, load_weights(path, model)
 
 
-def open_model(name: str = "hyperprior", device: str = "auto") -> Codec:
-    """The codec of model `name` on `device` ('auto', 'cpu' or 'cuda'); cached."""
+@functools.lru_cache(maxsize=32)
+def _cached_codec(name: str, device: str, weights: tuple[str, int, int, int], given: bool) -> Codec:
+    return Codec(model_by_name(name), device, weights[0] if given else None)
+
+
+def _file_key(path: str | os.PathLike) -> tuple[str, int, int, int]:
+    """A weights file's cache key: its path, size, mtime and inode (a replaced file reloads)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ModelError(f"cannot read weights '{path}': {exc.strerror}") from None
+    return (os.fspath(path), st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def open_model(name: str = "hyperprior", device: str = "auto", weights: str | os.PathLike | None = None) -> Codec:
+    """The codec of model `name` on `device` ('auto', 'cpu' or 'cuda'); cached per weights file.
+
+    `weights`: a weights file of that model to use instead of the shipped one (to decode files
+    made with an older release: docs/weights.md).
+    """
     spec = model_by_name(name)
-    return _cached_codec(spec.name, str(resolve_device(device)))
+    key = _file_key(weights_path(spec) if weights is None else weights)
+    return _cached_codec(spec.name, str(resolve_device(device)), key, weights is not None)
 
 
 def decode_bytes(
-    data: bytes, device: str = "auto", max_pixels: int = container.DEFAULT_MAX_PIXELS
+    data: bytes, device: str = "auto", max_pixels: int = container.DEFAULT_MAX_PIXELS,
+    weights: str | os.PathLike | None = None,
 ) -> tuple[Header, np.ndarray]:
-    """Decode any .lic file with the model its header names.
+    """Decode any .lic file with the model its header names (and the weights file `weights`
+    instead of the shipped one, if given).
 
     Files declaring more than `max_pixels` are refused before any decoding work: a tiny file
     can otherwise ask for a large (valid) decode.
@@ -285,7 +327,7 @@ def decode_bytes(
         raise FormatError("decode expects the bytes of a .lic file")
     header, streams = container.unpack(bytes(data), max_pixels=max_pixels)
     spec = model_by_id(header.model_id)
-    return header, open_model(spec.name, device).decode_parsed(header, streams)
+    return header, open_model(spec.name, device, weights).decode_parsed(header, streams)
 
 
 __all__ = ["Codec", "Encoded", "LatentInputs", "LicError", "decode_bytes", "latent_inputs", "open_model", "psnr", "resolve_device"]

@@ -1,15 +1,24 @@
 """Reading and writing weights files: safetensors, fp16 parameters, integer tables, metadata.
 
 A weights file holds a model's parameters (fp16), its integer entropy tables (int32/int64,
-prefixed ``tables.``) and JSON metadata: model name and id, config, a training manifest, and
-``weights_id`` — a CRC32 of the tensors that the container records, so a file is only ever
-decoded with the exact weights that made it. No pickle is involved.
+prefixed ``tables.``) and string metadata: ``model``, ``model_id``, ``config`` (JSON), a training
+``manifest`` (JSON) and two identity fields. No pickle is involved.
+
+Identity. ``weights_sha256`` is the SHA-256 of the file's content (:func:`weights_sha256`: every
+metadata field but the two identity fields, then every tensor's name, dtype, shape and bytes);
+``weights_id`` — what a .lic header records (4 bytes) — is its first 4 bytes, big-endian (the
+first 8 hex digits). Older (``legacy``) files have no ``weights_sha256``: their ``weights_id`` is
+the CRC32 of the tensors only (:func:`tensors_crc32`) and stays their id, so the .lic files made
+with them keep decoding. Loading verifies whichever the file has, and a
+legacy file that lic released (:mod:`lccodec.released_weights`) against its recorded SHA-256 too.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,12 +27,48 @@ from safetensors.numpy import save as save_numpy
 
 from .atomic import write_bytes_atomic
 from .errors import ModelError
+from .released_weights import find_release
 
 TABLE_PREFIX = "tables."
+ID_FIELDS = ("weights_id", "weights_sha256")  # the metadata the SHA-256 does not cover
+JSON_FIELDS = ("config", "manifest")
 
 
-def tensors_id(arrays: dict[str, np.ndarray]) -> int:
-    """CRC32 over names, dtypes, shapes and bytes of the tensors, in name order."""
+@dataclass(frozen=True)
+class WeightsIdentity:
+    """Who a weights file is: the header's 4-byte id and the file's SHA-256 (hex)."""
+
+    weights_id: int
+    sha256: str
+    legacy: bool  # the id is the CRC32 of the tensors (a file without a stored SHA-256)
+
+    @property
+    def hex(self) -> str:
+        return f"{self.weights_id:08x}"
+
+
+def weights_sha256(arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> str:
+    """SHA-256 (hex) of a weights file's content.
+
+    Hashed, in order: ``lic-weights-v1\\n``; the metadata without :data:`ID_FIELDS` as JSON
+    (sorted keys, ``(",", ":")`` separators, ASCII); then per tensor in name order ``\\n``, the JSON
+    list ``[name, dtype, shape, nbytes]`` (numpy dtype string such as ``"<f2"``), ``\\n`` and its
+    C-order bytes.
+    """
+    def canonical(value: object) -> bytes:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+    h = hashlib.sha256(b"lic-weights-v1\n")
+    h.update(canonical({k: v for k, v in metadata.items() if k not in ID_FIELDS}))
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(b"\n" + canonical([name, a.dtype.str, list(a.shape), a.nbytes]) + b"\n")
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def tensors_crc32(arrays: dict[str, np.ndarray]) -> int:
+    """The legacy weights_id: CRC32 over names, dtypes, shapes and bytes of the tensors, in name order."""
     crc = 0
     for name in sorted(arrays):
         a = np.ascontiguousarray(arrays[name])
@@ -45,45 +90,77 @@ def state_arrays(model: torch.nn.Module, tables: dict[str, np.ndarray]) -> dict[
 
 def save_weights(
     path: str | os.PathLike, model: torch.nn.Module, tables: dict[str, np.ndarray], manifest: dict
-) -> int:
-    """Write a weights file atomically; returns its weights_id."""
+) -> WeightsIdentity:
+    """Write a weights file atomically; returns its identity."""
     arrays = state_arrays(model, tables)
-    wid = tensors_id(arrays)
     meta = {
         "model": model.name,
         "model_id": str(model.model_id),
         "config": json.dumps(model.config),
-        "weights_id": f"{wid:08x}",
         "manifest": json.dumps(manifest, sort_keys=True),
     }
+    sha = weights_sha256(arrays, meta)
+    meta.update(weights_sha256=sha, weights_id=sha[:8])
     write_bytes_atomic(path, save_numpy(arrays, metadata=meta))
-    return wid
+    return WeightsIdentity(int(sha[:8], 16), sha, legacy=False)
 
 
-def read_metadata(path: str | os.PathLike) -> dict:
-    """The metadata of a weights file (config and manifest decoded from JSON)."""
+def _open(path: str | os.PathLike, tensors: bool) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """(raw string metadata, every tensor if `tensors`) of a safetensors file."""
     try:
         with safe_open(str(path), framework="numpy") as f:
             meta = dict(f.metadata() or {})
-    except Exception as exc:
+            arrays = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
+    except Exception as exc:  # safetensors raises its own error types, OSError and others
         raise ModelError(f"cannot read weights '{path}': {exc}") from None
-    for key in ("config", "manifest"):
-        meta[key] = json.loads(meta.get(key) or "{}")
+    return meta, arrays
+
+
+def _decoded(path: str | os.PathLike, raw: dict[str, str]) -> dict:
+    """The metadata with config and manifest decoded from JSON (each must be an object)."""
+    meta: dict = dict(raw)
+    for key in JSON_FIELDS:
+        try:
+            value = json.loads(raw.get(key) or "{}")
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"weights '{path}': metadata field '{key}' is not valid JSON ({exc})") from None
+        if not isinstance(value, dict):
+            raise ModelError(f"weights '{path}': metadata field '{key}' is not a JSON object")
+        meta[key] = value
     return meta
 
 
-def _read_verified(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray], int]:
-    """(metadata, every tensor, weights_id) of a weights file whose checksum matches."""
-    meta = read_metadata(path)
-    try:
-        with safe_open(str(path), framework="numpy") as f:
-            arrays = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:
-        raise ModelError(f"cannot read weights '{path}': {exc}") from None
-    wid = tensors_id(arrays)
-    if f"{wid:08x}" != meta.get("weights_id"):
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The metadata of a weights file (config and manifest decoded from JSON); not verified."""
+    return _decoded(path, _open(path, tensors=False)[0])
+
+
+def verify(path: str | os.PathLike, raw: dict[str, str], arrays: dict[str, np.ndarray]) -> WeightsIdentity:
+    """The identity of a weights file's content, checked against what the file (and, for a
+    released legacy file, the release table) records; a mismatch is a ModelError naming `path`."""
+    sha = weights_sha256(arrays, raw)
+    stored_sha, stored_id = raw.get("weights_sha256"), raw.get("weights_id")
+    if stored_sha is not None:
+        if stored_sha != sha:
+            raise ModelError(f"weights '{path}' are corrupt or were modified (SHA-256 mismatch)")
+        if stored_id != sha[:8]:
+            raise ModelError(f"weights '{path}' are corrupt: weights_id {stored_id!r} does not match their SHA-256")
+        return WeightsIdentity(int(sha[:8], 16), sha, legacy=False)
+    if stored_id is None:
+        raise ModelError(f"weights '{path}' record no weights_id")
+    if stored_id != f"{tensors_crc32(arrays):08x}":
         raise ModelError(f"weights '{path}' are corrupt (checksum mismatch)")
-    return meta, arrays, wid
+    release = find_release(raw.get("model"), stored_id)
+    if release is not None and release.sha256 is not None and release.sha256 != sha:
+        raise ModelError(f"weights '{path}' were modified: the {release.model} weights {stored_id} "
+                         f"released with {release.describe()} have another SHA-256")
+    return WeightsIdentity(int(stored_id, 16), sha, legacy=True)
+
+
+def identify(path: str | os.PathLike) -> WeightsIdentity:
+    """The verified identity of a weights file."""
+    raw, arrays = _open(path, tensors=True)
+    return verify(path, raw, arrays)
 
 
 def _float_state(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -91,8 +168,10 @@ def _float_state(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 
 
 def weights_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """The parameters of a weights file as float32 tensors (checksum verified, tables left out)."""
-    return _float_state(_read_verified(path)[1])
+    """The parameters of a weights file as float32 tensors (identity verified, tables left out)."""
+    raw, arrays = _open(path, tensors=True)
+    verify(path, raw, arrays)
+    return _float_state(arrays)
 
 
 @torch.no_grad()
@@ -109,14 +188,37 @@ def copy_matching(
     return copied
 
 
-def load_weights(path: str | os.PathLike, model: torch.nn.Module) -> dict:
-    """Load parameters into `model` and its tables; verify the weights_id. Returns metadata."""
-    meta, arrays, wid = _read_verified(path)
-    tables = {k[len(TABLE_PREFIX):]: v for k, v in arrays.items() if k.startswith(TABLE_PREFIX)}
-    state = _float_state(arrays)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+def _check_fits(path: str | os.PathLike, model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Every parameter of `model` is in `state` with its shape, and nothing else is."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
     if missing or unexpected:
-        raise ModelError(f"weights '{path}' do not fit model {model.name}: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    model.load_tables(tables)
-    meta["weights_id_int"] = wid
+        raise ModelError(f"weights '{path}' do not fit model {model.name} with their config: "
+                         f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+    for k, v in state.items():
+        if tuple(v.shape) != tuple(own[k].shape):
+            raise ModelError(f"weights '{path}' do not fit model {model.name} with their config: tensor "
+                             f"'{k}' has shape {tuple(v.shape)}, the model {tuple(own[k].shape)}")
+
+
+def load_weights(path: str | os.PathLike, model: torch.nn.Module) -> dict:
+    """Load parameters and tables into `model` after verifying the file's identity.
+
+    Returns the metadata, with ``identity`` (a :class:`WeightsIdentity`) and ``weights_id_int``.
+    """
+    raw, arrays = _open(path, tensors=True)
+    identity = verify(path, raw, arrays)
+    meta = _decoded(path, raw)
+    if meta.get("model") != model.name:
+        raise ModelError(f"weights '{path}' are for model {meta.get('model')!r}, not {model.name}")
+    state = _float_state(arrays)
+    _check_fits(path, model, state)
+    model.load_state_dict(state, strict=True)
+    try:
+        model.load_tables({k[len(TABLE_PREFIX):]: v for k, v in arrays.items() if k.startswith(TABLE_PREFIX)})
+    except (KeyError, ValueError, TypeError, IndexError) as exc:
+        raise ModelError(f"weights '{path}' have missing or invalid entropy tables "
+                         f"({type(exc).__name__}: {exc})") from None
+    meta.update(identity=identity, weights_id_int=identity.weights_id)
     return meta

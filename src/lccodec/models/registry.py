@@ -7,6 +7,8 @@ A new model is one line here (and one there).
 from __future__ import annotations
 
 import importlib.resources
+import inspect
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,11 +67,24 @@ def model_by_id(model_id: int) -> ModelSpec:
 
 
 def build_model(spec: ModelSpec, config: dict | None = None) -> LicModel:
-    """An untrained model of `spec` with the given config (N, M, lambdas...)."""
+    """An untrained model of `spec` with the given config (N, M, lambdas...); a config the
+    model does not take (an unknown key, a bad value) is a ModelError."""
     config = dict(config or {})
+    known = [p for p in inspect.signature(spec.factory).parameters if p != "self"]
+    unknown = sorted(set(config) - set(known))
+    if unknown:
+        raise ModelError(f"unknown config key '{unknown[0]}' for model {spec.name} (it takes {', '.join(known)})")
     if "lambdas" in config:
-        config["lambdas"] = tuple(config["lambdas"])
-    return spec.factory(**config)
+        lambdas = config["lambdas"]
+        if not (isinstance(lambdas, (list, tuple)) and lambdas and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+                for v in lambdas)):
+            raise ModelError(f"config 'lambdas' must be a non-empty list of positive numbers, got {lambdas!r}")
+        config["lambdas"] = tuple(lambdas)
+    try:
+        return spec.factory(**config)
+    except (TypeError, ValueError, RuntimeError) as exc:  # a value of the wrong type or range
+        raise ModelError(f"invalid config for model {spec.name}: {exc}") from None
 
 
 def weights_path(spec: ModelSpec) -> Path:

@@ -2,7 +2,8 @@
 
 The float model is rebuilt fresh from its state, rounded to fp16 (what ships), its integer
 entropy tables are built from the rounded weights, and weights_io writes parameters, tables and
-a manifest (data, steps, device-minutes, λ ladder, crop, git commit, date) atomically.
+a manifest (data, steps, device-minutes, λ ladder, crop, git commit, date) atomically, with the
+file's identity (``weights_sha256`` and the ``weights_id`` derived from it; see weights_io).
 """
 from __future__ import annotations
 
@@ -64,7 +65,8 @@ def make_manifest(index_or_meta: dict, extra: dict | None = None) -> dict:
 
 
 def export_model(model: nn.Module, path: str | Path, manifest: dict) -> dict:
-    """Write `model` as a weights file at `path`; returns the manifest with weights_id added."""
+    """Write `model` as a weights file at `path`; returns the manifest with weights_id and
+    weights_sha256 added."""
     from ..weights_io import save_weights
 
     path = Path(path)
@@ -73,8 +75,8 @@ def export_model(model: nn.Module, path: str | Path, manifest: dict) -> dict:
     fresh = _fresh_fp16_copy(model)
     tables = fresh.build_tables()
     manifest = {**manifest, "lambdas": list(fresh.lambdas)}
-    wid = save_weights(path, fresh, tables, manifest)
-    return {**manifest, "weights_id": f"{wid:08x}"}
+    identity = save_weights(path, fresh, tables, manifest)
+    return {**manifest, "weights_id": identity.hex, "weights_sha256": identity.sha256}
 
 
 def export_checkpoint(folder: str | Path, path: str | Path, extra: dict | None = None) -> dict:

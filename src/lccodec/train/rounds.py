@@ -7,6 +7,7 @@ replaced atomically, and one row in the model card's training log::
     python -m lccodec.train.rounds start --model hyperprior --data ../shared/data/train
     python -m lccodec.train.rounds status
     python -m lccodec.train.rounds stop --model hyperprior --kodak ../shared/data/kodak
+    python -m lccodec.train.rounds release weights/hyperprior.safetensors   # its release row
 
 `make train` / `make train-stop` call these. A round continues from, in order: the local
 checkpoint `runs/<model>/ck` (the undecayed state kept at the start of the last cool-down), the
@@ -291,9 +292,35 @@ def append_log(card: Path, line: str, columns: tuple[str, ...] = LOG_COLUMNS) ->
     write_bytes_atomic(card, (head + LOG_HEADING + "\n".join(lines)).encode("utf-8"))
 
 
-def finish(run: RunFolder, kodak: str, anchors: Path, repo: Path, threads: int = 2) -> str:
-    """Measure the export, install it as the shipped weights (atomically), log the round."""
+def record_release(weights: Path, repo: Path) -> str:
+    """Add the row of the weights file `weights` to `repo`'s release table
+    (src/lccodec/released_weights.py; commit None: the commit that adds it), unless it has one.
+    Returns the row."""
+    from .. import __version__
     from ..atomic import write_bytes_atomic
+    from ..released_weights import TABLE_PATH, Release, release_row
+    from ..weights_io import identify, read_metadata
+
+    model, identity = read_metadata(weights).get("model"), identify(weights)
+    table = repo / TABLE_PATH
+    text = table.read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if line.lstrip().startswith(f'Release("{model}", "{identity.hex}"'):
+            return line.strip()
+    marker = ")  # new rows go above this line"
+    if marker not in text:
+        raise LicError(f"cannot add a row to {table}: no line '{marker}'")
+    day = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    row = release_row(Release(str(model), identity.hex, identity.sha256, __version__, None, day))
+    write_bytes_atomic(table, text.replace(marker, f"{row}\n{marker}", 1).encode("utf-8"))
+    return row.strip()
+
+
+def finish(run: RunFolder, kodak: str, anchors: Path, repo: Path, threads: int = 2) -> str:
+    """Measure the export, install it as the shipped weights (atomically), log the round, and
+    record the new weights in the release table."""
+    from ..atomic import write_bytes_atomic
+    from ..released_weights import TABLE_PATH
     from ..weights_io import read_metadata
 
     if not run.export.is_file():
@@ -305,6 +332,8 @@ def finish(run: RunFolder, kodak: str, anchors: Path, repo: Path, threads: int =
     write_bytes_atomic(shipped_weights(run.model, repo), run.export.read_bytes())
     line = log_row(row, meta.get("manifest", {}), meta.get("weights_id", "?"), tuple(curves))
     append_log(repo / "docs" / "models" / f"{run.model}.md", line, log_columns(tuple(curves)))
+    if (repo / TABLE_PATH).is_file():
+        record_release(shipped_weights(run.model, repo), repo)
     return line
 
 
@@ -360,6 +389,13 @@ def stop_command(model: str, kodak: str, anchors: str, threads: int, no_wait: bo
         click.echo(finish(run, kodak, Path(anchors), _repo(), threads))
 
     _run(go)
+
+
+@rounds_command.command("release")
+@click.argument("weights", type=click.Path(dir_okay=False, exists=True))
+def release_command(weights: str) -> None:
+    """Add WEIGHTS (weights/MODEL.safetensors) to the release table; commit both together."""
+    _run(lambda: click.echo(record_release(Path(weights), _repo())))
 
 
 def _run(fn) -> None:

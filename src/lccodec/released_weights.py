@@ -1,0 +1,66 @@
+"""Every weights file lic ever released: model, weights_id, SHA-256, lic version, git commit.
+
+A .lic file records only the 4-byte weights_id of the weights that made it. This table lets the
+decoder say which release shipped those weights and how to get them back
+(``git show COMMIT:weights/MODEL.safetensors``), and lets :mod:`lccodec.weights_io` verify a
+released file without a stored SHA-256 against the SHA-256 recorded here.
+
+``sha256`` is :func:`lccodec.weights_io.weights_sha256` of the file (tensors and metadata).
+``commit`` is the commit that added the file to ``weights/``; ``None`` means "the commit that adds
+this row" (commit the weights and their row together). A new release is one row, added by
+``python -m lccodec.train.rounds release weights/MODEL.safetensors`` (``make train-stop`` does it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: The repository path of this table, as git sees it (the fallback how-to searches its history).
+TABLE_PATH = "src/lccodec/released_weights.py"
+
+
+@dataclass(frozen=True)
+class Release:
+    """One released weights file."""
+
+    model: str
+    weights_id: str  # 8 lowercase hex digits, as in a .lic header
+    sha256: str | None  # weights_io.weights_sha256 of the file
+    version: str  # the lic version that shipped it
+    commit: str | None  # the git commit that added it to weights/ (None: the one adding this row)
+    date: str
+
+    @property
+    def local_name(self) -> str:
+        return f"{self.model}-{self.weights_id}.safetensors"
+
+    def how_to_get(self) -> str:
+        """The shell command that writes this weights file from a clone of the lic repository."""
+        commit = self.commit or f"$(git log -1 --format=%h -S{self.weights_id} -- {TABLE_PATH})"
+        return f"git show {commit}:weights/{self.model}.safetensors > {self.local_name}"
+
+    def describe(self) -> str:
+        """'lic 0.1.0, commit 122a72e' (where the release came from)."""
+        return f"lic {self.version}, commit {self.commit or 'adding its row'}"
+
+
+RELEASES: tuple[Release, ...] = (
+    # model, weights_id, sha256, lic version, commit, date
+    Release("hyperprior", "c6fa5335", "d55a97ad44ccf21831b67038a089c434542efb89770fdbf1dcef99e501c25071", "0.1.0", "122a72e", "2026-11-23"),
+    Release("hyperprior", "088f598e", "cd9b01121cd06eb6a6851381560423a68bae8d62b3281eefd4a4623db737c831", "0.1.0", "cffd684", "2026-11-23"),
+    Release("context", "1b927a83", "864311930c1d52a1f5f2ea295ba36f0127623d696e91600fc4f9f59c7032e847", "0.1.0", "60610c4", "2026-11-23"),
+    Release("hierarchical", "6a087262", "fb09fa265d6c9ad466f943ceedab3675660ddf5023ad7f98eb485188a37cff61", "0.1.0", "6e93906", "2026-11-23"),
+    Release("coarse2fine", "43081eae", "690b3cae9cc9da5ea15b4b6054ca937f6d9851de3551bb478dc77ab8690848f7", "0.1.0", "6e93906", "2026-11-23"),
+    Release("reference", "bd9edca9", "59b30a4ec5e58a7d98d22540d6cdb2f7f1de2d8397dc6e40727173551c3f4d72", "0.1.0", "069612f", "2026-11-23"),
+)  # new rows go above this line
+
+
+def find_release(model: str | None, weights_id: int | str) -> Release | None:
+    """The release of `model`'s weights with this id (an int or 8 hex digits), or None."""
+    wid = f"{weights_id:08x}" if isinstance(weights_id, int) else str(weights_id).lower()
+    return next((r for r in RELEASES if r.model == model and r.weights_id == wid), None)
+
+
+def release_row(release: Release) -> str:
+    """The source line of `release` in :data:`RELEASES`."""
+    fields = (release.model, release.weights_id, release.sha256, release.version, release.commit, release.date)
+    return "    Release(" + ", ".join("None" if f is None else f'"{f}"' for f in fields) + "),"
