@@ -69,7 +69,8 @@ def test_a_fresh_context_round_warm_starts_from_the_hyperprior_and_trains_heads_
         train_argv(run, "DATA", 170, 25, tmp_path)
     _weights(tmp_path / "weights" / "hyperprior.safetensors", {"steps": 900}, linear_path=True)
     argv, origin = train_argv(run, "DATA", 170, 25, tmp_path)
-    assert "--heads-only" in argv and argv[argv.index("--init") + 1].endswith("weights/hyperprior.safetensors")
+    assert "--heads-only" in argv and "--cache-analysis" in argv
+    assert argv[argv.index("--init") + 1].endswith("weights/hyperprior.safetensors")
     assert "warm started" in origin
     run.checkpoint.mkdir(parents=True)
     (run.checkpoint / "checkpoint.json").write_text("{}")

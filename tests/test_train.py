@@ -319,3 +319,44 @@ def test_heads_only_is_refused_where_the_analysis_has_heads_of_its_own(data_dir,
     result = CliRunner().invoke(train_command, ["--data", str(data_dir), "--model", "hierarchical",
                                                 "--heads-only", "--steps", "1", "--no-compile"])
     assert result.exit_code != 0
+
+
+def test_the_analysis_cache_holds_whole_image_analyses_and_crops_them(data_dir):
+    from lccodec.train.analysis_cache import AnalysisCache
+
+    torch.manual_seed(0)
+    model = build_model(model_by_name("hyperprior"), TINY).eval()
+    images = load_images(data_dir)
+    cache = AnalysisCache.build(model.analyze, images, 64, seed=1)
+    h, w = (s // 16 * 16 for s in images[0].shape[1:])
+    x = images[0][:, :h, :w].unsqueeze(0).float() / 255.0
+    assert torch.allclose(cache.latents[0].float(), model.analyze(x)[0], atol=0.05)  # bf16
+    a, b = cache.batch(7, 3, 4), cache.batch(7, 3, 4)
+    assert a.shape == (3, TINY["M"], 4, 4) and a.dtype == torch.float32 and torch.equal(a, b)
+    assert not torch.equal(a, cache.batch(8, 3, 4))
+
+
+def test_heads_only_trains_on_the_analysis_cache(data_dir, monkeypatch):
+    from lccodec.errors import LicError
+    from lccodec.models.base import HyperpriorBase
+
+    def no_transform(self, x):
+        raise AssertionError("a cached step ran a transform")
+
+    with pytest.raises(LicError, match="--cache-analysis goes with --heads-only"):
+        train(tiny_config(data_dir, model="context", steps=1, cache_analysis=True), log=quiet)
+    lines: list[str] = []
+    original = HyperpriorBase.analysis
+    calls = {"n": 0}
+
+    def counted(self, x):
+        calls["n"] += 1
+        return original(self, x)
+
+    monkeypatch.setattr(HyperpriorBase, "analysis", counted)
+    monkeypatch.setattr(HyperpriorBase, "synthesis", no_transform)
+    result = train(tiny_config(data_dir, model="context", steps=10, heads_only=True, cache_analysis=True),
+                   log=lines.append)
+    assert result.step == 10 and any(line.startswith("analysis cache:") for line in lines)
+    assert 0 < calls["n"] <= 8  # 4 images at 2 scales at most, none per step
+    assert np.isfinite(result.history[-1]["loss"])

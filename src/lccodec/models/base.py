@@ -92,6 +92,10 @@ class LicModel(nn.Module):
         gradient and no synthesis (no "x_hat": the loss is the rate alone)."""
         raise NotImplementedError(f"{self.name} cannot train its entropy model on frozen transforms")
 
+    def rates_of_analysis(self, analysis: torch.Tensor, quality: torch.Tensor) -> dict:
+        """:meth:`rates` from a precomputed analysis (``lic train --cache-analysis``)."""
+        raise NotImplementedError(f"{self.name} cannot train its entropy model on frozen transforms")
+
     # ------------------------------------------------------------------ latents
     def likelihoods(self, y: Any, quality: torch.Tensor) -> LatentLikelihoods:
         """The training verb alone: rate terms of y (after the gain), no synthesis."""
@@ -234,8 +238,13 @@ class HyperpriorBase(LicModel):
 
     def rates(self, x: torch.Tensor, quality: torch.Tensor) -> dict:
         with torch.no_grad():
-            y = self.apply_gain(self.analysis(x), quality)
-        return self.likelihoods(y.float(), quality).as_output()
+            analysis = self.analysis(x)
+        return self.rates_of_analysis(analysis, quality)
+
+    def rates_of_analysis(self, analysis: torch.Tensor, quality: torch.Tensor) -> dict:
+        with torch.no_grad():
+            y = self.apply_gain(analysis.float(), quality)
+        return self.likelihoods(y, quality).as_output()
 
 
 @torch.no_grad()

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import LicError
+from .analysis_cache import AnalysisCache
 from .checkpoint import load_checkpoint, read_index, save_checkpoint
 from .data import CropSampler, CropSpec, image_files, load_images
 
@@ -78,6 +79,7 @@ class TrainConfig:
     continue_from: str | None = None  # continue training a weights file (its steps, minutes, config)
     freeze: list[str] | None = None  # parameter-name prefixes left untrained
     heads_only: bool = False  # train the entropy model alone, rate only, on the frozen transforms
+    cache_analysis: bool = False  # heads-only: analyse every image once, sample latent crops
     schedule: str = "cosine"  # or "constant": warm-up, constant lr, a cool-down at the run's end
     cooldown_minutes: float = 0.0  # "constant": the last minutes of --minutes, decaying the lr
     cooldown_steps: int | None = None  # "constant": the cool-down in steps (else from the minutes)
@@ -162,13 +164,15 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def rd_loss(out: dict, x: torch.Tensor, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def rd_loss(out: dict, x: torch.Tensor, lam: torch.Tensor,
+            num_pixels: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(loss, bpp, mse) per batch: mean over images of λ·255²·MSE + rate, with per-image λ.
 
     bpp is the coded rate (out["likelihoods"]). The rate in the loss weighs each term by
     out["rate_weights"] (default 1) and adds out["aux_likelihoods"] (progressive models).
+    `num_pixels`: the pixels per image when x is not the image (a batch of cached analyses).
     """
-    num_pixels = x.shape[2] * x.shape[3]
+    num_pixels = num_pixels or x.shape[2] * x.shape[3]
     weights = out.get("rate_weights", {})
 
     def bpp_of(lik: torch.Tensor) -> torch.Tensor:
@@ -380,6 +384,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
     else:
         raise LicError("give --steps or --plan-minutes (the planned total) or --minutes (this run)")
 
+    if config.cache_analysis and not config.heads_only:
+        raise LicError("--cache-analysis goes with --heads-only (the analysis must be frozen)")
     images = load_images(config.data, device)
     data = data_summary(config.data, images)
     sampler = CropSampler(images, CropSpec(size=config.crop, min_scale=config.min_scale), config.seed)
@@ -398,7 +404,15 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
         model = model.to(memory_format=torch.channels_last)
     if use_bf16:
         enable_mixed_precision(model, device.type)
-    step_fn = model.rates if config.heads_only else model  # heads-only: no synthesis, no backward through g_a
+    cache = None
+    if config.cache_analysis:
+        t0 = time.perf_counter()
+        cache = AnalysisCache.build(model.analyze, images, config.crop, config.seed)
+        log(f"analysis cache: {len(cache.latents)} analyses, {cache.nbytes / 2**20:.0f} MiB, "
+            f"{time.perf_counter() - t0:.0f} s")
+        del images, sampler
+    # heads-only: no synthesis, no backward through g_a; with the cache, no analysis either
+    step_fn = model.rates_of_analysis if cache else model.rates if config.heads_only else model
     forward = torch.compile(step_fn) if use_compile else step_fn
     model.train()
     label = torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)"
@@ -464,7 +478,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
                 break
             torch.manual_seed((config.seed * 1_000_003 + step) % (2**63))  # the noise of this step
             q = int(np.random.default_rng([config.seed, step, 1]).choice(qualities))
-            x = sampler.batch(step, config.batch)
+            x = cache.batch(step, config.batch, config.crop // 16) if cache else sampler.batch(step, config.batch)
             if use_cl:
                 x = x.contiguous(memory_format=torch.channels_last)
             quality = torch.full((config.batch,), float(q), device=device)
@@ -482,7 +496,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
             if hasattr(model, "set_progress"):  # progressive models change rate weights
                 model.set_progress(step / max(1, total))
 
-            loss, bpp, mse = rd_loss(forward(x, quality), x, lambdas[q - 1].expand(config.batch))
+            loss, bpp, mse = rd_loss(forward(x, quality), x, lambdas[q - 1].expand(config.batch), config.crop**2)
             optimizer.zero_grad(set_to_none=True)
             accepted = guard.accept(q, loss)
             if accepted:

@@ -34,11 +34,12 @@ from ..errors import LicError
 
 #: What a fresh model of each name trains with (the project's measured choice; docs/training.md).
 #: "init": the weights file (in the repository) a fresh model warm starts from; "heads_only":
-#: every run of the model trains its entropy model alone on the frozen transforms (issue 13).
+#: every run of the model trains its entropy model alone on the frozen transforms (issue 13),
+#: "cache_analysis": on analyses computed once per image.
 RECIPES: dict[str, dict] = {
     "hyperprior": {"config": {"linear_path": True}, "batch": 8, "crop": 256, "lr": 5e-4},
-    "context": {"config": {"linear_path": True}, "batch": 8, "crop": 256, "lr": 5e-4,
-                "init": "weights/hyperprior.safetensors", "heads_only": True},
+    "context": {"config": {"linear_path": True}, "batch": 16, "crop": 256, "lr": 5e-4,
+                "init": "weights/hyperprior.safetensors", "heads_only": True, "cache_analysis": True},
 }
 DEFAULT_RECIPE = {"config": {}, "batch": 8, "crop": 256, "lr": 6e-4}
 
@@ -142,7 +143,7 @@ def train_argv(run: RunFolder, data: str, minutes: float, cooldown: float, repo:
     if threads:
         argv += ["--threads", str(threads)]
     if recipe.get("heads_only"):
-        argv += ["--heads-only"]
+        argv += ["--heads-only"] + (["--cache-analysis"] if recipe.get("cache_analysis") else [])
     shipped = shipped_weights(run.model, repo)
     if (run.checkpoint / "checkpoint.json").is_file():
         return argv + ["--resume", str(run.checkpoint)], f"local checkpoint {run.checkpoint}"
