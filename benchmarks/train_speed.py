@@ -27,6 +27,9 @@ PATHS = {
     "fast": {"bf16": True, "channels_last": True, "compile": True},  # the default on this CPU
     # the entropy model alone on frozen transforms (--heads-only): no synthesis, no backward through g_a
     "heads": {"bf16": True, "channels_last": True, "compile": True, "heads_only": True},
+    # the same on analyses computed once (--cache-analysis): the entropy model alone
+    "heads-cache": {"bf16": True, "channels_last": True, "compile": True, "heads_only": True,
+                    "cache_analysis": True},
 }
 WARMUP_STEPS = 5  # compilation and allocator warm-up; the loop's own timing starts after 3
 
