@@ -51,6 +51,7 @@ RELEASES: tuple[Release, ...] = (
     Release("hierarchical", "6a087262", "fb09fa265d6c9ad466f943ceedab3675660ddf5023ad7f98eb485188a37cff61", "0.1.0", "6e93906", "2026-11-23"),
     Release("coarse2fine", "43081eae", "690b3cae9cc9da5ea15b4b6054ca937f6d9851de3551bb478dc77ab8690848f7", "0.1.0", "6e93906", "2026-11-23"),
     Release("reference", "bd9edca9", "59b30a4ec5e58a7d98d22540d6cdb2f7f1de2d8397dc6e40727173551c3f4d72", "0.1.0", "069612f", "2026-11-23"),
+    Release("hyperprior", "89cc621d", "89cc621d6e380174edf9352bbdeff0d06afbf129cbd1db16373e3ef9a7faa3fb", "0.1.0", None, "2026-12-03"),
 )  # new rows go above this line
 
 
