@@ -71,13 +71,27 @@ def test_exact_net_agrees_with_int64_reference():
     assert torch.equal(exact(x), expected.clamp(-(1 << 24) + 1, (1 << 24) - 1))
 
 
+def _synthesis_copy(codec, convert):
+    """A converted copy of the model's synthesis (g_s and the linear path, if any)."""
+    from types import MethodType, SimpleNamespace
+
+    from lccodec.models.base import HyperpriorBase
+
+    m = codec.model
+    copy_of = SimpleNamespace(g_s=convert(copy.deepcopy(m.g_s)),
+                              g_s_linear=None if m.g_s_linear is None else convert(copy.deepcopy(m.g_s_linear)))
+    copy_of.synthesis = MethodType(HyperpriorBase.synthesis, copy_of)
+    return copy_of
+
+
 def test_synthesis_precision_does_not_touch_latents(codec, encoded):
     """Running the synthesis in float64 changes no latent, and the image by at most 1."""
     latents = _latents(codec, encoded.data)
-    g_s = copy.deepcopy(codec.model.g_s).double()
+    model = _synthesis_copy(codec, lambda m: m.double())
     y_hat = latents["residual"].double() + latents["mean"].double()
     gain = codec.model.inv_gain(torch.tensor([5.0])).double()
-    x64 = g_s(y_hat * gain[:, :, None, None]).clamp(0, 1)
+    with torch.no_grad():
+        x64 = model.synthesis(y_hat * gain[:, :, None, None]).clamp(0, 1)
     img64 = (x64.detach()[0, :, :96, :130] * 255).round().permute(1, 2, 0).numpy().astype(np.int16)
     diff = np.abs(img64 - encoded.reconstruction.astype(np.int16))
     assert diff.max() <= 1
@@ -86,12 +100,12 @@ def test_synthesis_precision_does_not_touch_latents(codec, encoded):
 
 def test_channels_last_transforms_decode_identically(codec, encoded):
     """The decoder's transforms in channels_last give the encoder's reconstruction (±1)."""
-    g_s = copy.deepcopy(codec.model.g_s).to(memory_format=torch.channels_last)
+    model = _synthesis_copy(codec, lambda m: m.to(memory_format=torch.channels_last))
     latents = _latents(codec, encoded.data)
     y_hat = (latents["residual"].float() + latents["mean"]).to(memory_format=torch.channels_last)
     gain = codec.model.inv_gain(torch.tensor([5.0]))
     with torch.no_grad():
-        x = g_s(y_hat * gain[:, :, None, None]).clamp(0, 1)
+        x = model.synthesis(y_hat * gain[:, :, None, None]).clamp(0, 1)
     img = (x[0, :, :96, :130] * 255).round().permute(1, 2, 0).numpy().astype(np.int16)
     assert np.abs(img - encoded.reconstruction.astype(np.int16)).max() <= 1
 
