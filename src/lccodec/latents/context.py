@@ -33,7 +33,7 @@ from ..exact.wavefront import (
     HALF, KERNEL, TAPS, Grid, Predictor, causal_mask, decode_wavefront, encode_wavefront, hyper_rows,
 )
 from .base import CodedLatents, LatentLikelihoods, expect_streams, latent_shape, lower_bound, refuse_params, ste_round, uniform_noise
-from .gaussian import GaussianConditional, build_gaussian_arrays, load_gaussian_tables
+from .gaussian import GaussianConditional, build_tables_beside, load_gaussian_tables
 from .hyperprior import FLAGS, Y_STRIDE, HyperLatent, check_flags
 
 
@@ -142,10 +142,7 @@ class WavefrontLatentCodec:
         refuse_params(params)
 
     def build_tables(self) -> dict[str, np.ndarray]:
-        arrays = build_gaussian_arrays()
-        arrays.update(self.hyper.build_tables())
-        self.load_tables(arrays)
-        return arrays
+        return build_tables_beside(self, self.hyper)
 
     def load_tables(self, arrays: dict[str, np.ndarray]) -> None:
         self.y.tables = load_gaussian_tables(arrays)

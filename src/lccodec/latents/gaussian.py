@@ -11,11 +11,19 @@ hyperprior, each layer of the hierarchical model, and z1 and y of coarse2fine. S
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
 from ..coding import (
-    CdfTables, EscapeReader, EscapeWriter, GaussianTables, build_gaussian_tables, decode_indexed, encode_indexed,
+    CdfTables,
+    EscapeReader,
+    EscapeWriter,
+    GaussianTables,
+    build_gaussian_tables,
+    decode_indexed,
+    encode_indexed,
 )
 from ..container import STREAM_NAMES, Stream
 from ..entropy_models import gaussian_likelihood, scale_levels
@@ -31,6 +39,15 @@ def build_gaussian_arrays(prefix: str = "y") -> dict[str, np.ndarray]:
     levels = scale_levels()
     arrays = {f"{prefix}.scale_bounds": np.round(levels * (1 << ACT_BITS)).astype(np.int64)}
     arrays.update(build_gaussian_tables(levels).as_arrays(prefix))
+    return arrays
+
+
+def build_tables_beside(codec: Any, side: Any) -> dict[str, np.ndarray]:
+    """A latent codec's build_tables: the Gaussian arrays plus those of its side latent
+    (`side.build_tables()`), installed on `codec` (its load_tables) and returned."""
+    arrays = build_gaussian_arrays()
+    arrays.update(side.build_tables())
+    codec.load_tables(arrays)
     return arrays
 
 

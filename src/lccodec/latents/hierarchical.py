@@ -28,7 +28,7 @@ from ..errors import FormatError
 from ..exact import ACT_BITS, ExactNet
 from ..layers import conv, deconv
 from .base import CodedLatents, LatentLikelihoods, expect_streams, latent_shape, refuse_params
-from .gaussian import GaussianConditional, build_gaussian_arrays, load_gaussian_tables
+from .gaussian import GaussianConditional, build_tables_beside, load_gaussian_tables
 from .hyperprior import Y_STRIDE, HyperLatent
 
 STREAM_Y4 = STREAM_Y  # the deepest latent uses the ordinary "y" stream kind
@@ -104,10 +104,7 @@ class HierarchicalLatentCodec:
 
     # ------------------------------------------------------------------- tables
     def build_tables(self) -> dict[str, np.ndarray]:
-        arrays = build_gaussian_arrays()
-        arrays.update(self.hyper.build_tables())
-        self.load_tables(arrays)
-        return arrays
+        return build_tables_beside(self, self.hyper)
 
     def load_tables(self, arrays: dict[str, np.ndarray]) -> None:
         tables = load_gaussian_tables(arrays)

@@ -27,7 +27,7 @@ from ..errors import FormatError
 from ..exact import ExactNet
 from .base import CodedLatents, LatentLikelihoods, expect_streams, latent_shape, refuse_params
 from .factorized import FactorizedLatent
-from .gaussian import GaussianConditional, build_gaussian_arrays, load_gaussian_tables
+from .gaussian import GaussianConditional, build_tables_beside, load_gaussian_tables
 
 Z_STRIDE, Y_STRIDE = 64, 16  # of the padded image: z at 1/64, y at 1/16
 FLAGS = LAYER_Z | LAYER_Y
@@ -118,10 +118,7 @@ class HyperpriorLatentCodec:
 
     # ------------------------------------------------------------------- tables
     def build_tables(self) -> dict[str, np.ndarray]:
-        arrays = build_gaussian_arrays()
-        arrays.update(self.hyper.build_tables())
-        self.load_tables(arrays)
-        return arrays
+        return build_tables_beside(self, self.hyper)
 
     def load_tables(self, arrays: dict[str, np.ndarray]) -> None:
         self.y.tables = load_gaussian_tables(arrays)

@@ -27,7 +27,7 @@ from ..errors import FormatError
 from ..exact import ACT_BITS, ExactNet
 from .base import CodedLatents, LatentLikelihoods, expect_streams, latent_shape, refuse_params
 from .factorized import FactorizedLatent
-from .gaussian import GaussianConditional, build_gaussian_arrays, load_gaussian_tables
+from .gaussian import GaussianConditional, build_tables_beside, load_gaussian_tables
 from .hyperprior import Y_STRIDE, Z_STRIDE
 
 FLAGS = LAYER_Z2 | LAYER_Z | LAYER_Y
@@ -73,10 +73,7 @@ class TwoLevelHyperLatentCodec:
 
     # ------------------------------------------------------------------- tables
     def build_tables(self) -> dict[str, np.ndarray]:
-        arrays = build_gaussian_arrays()
-        arrays.update(self.z2.build_tables())
-        self.load_tables(arrays)
-        return arrays
+        return build_tables_beside(self, self.z2)
 
     def load_tables(self, arrays: dict[str, np.ndarray]) -> None:
         tables = load_gaussian_tables(arrays)
