@@ -13,6 +13,7 @@ from PIL import Image
 
 
 from conftest import photo_like, run_cli as run
+from lccodec.default_model import DEFAULT_MODEL
 
 
 
@@ -40,12 +41,15 @@ def test_encode_decode_info_models(png, tmp_path, capsys):
     assert Image.open(out).size == (56, 40)
     code, text, _ = run(["info", str(lic), "--json"], capsys)
     fields = json.loads(text)
-    assert code == 0 and fields["quality"] == 3.5 and fields["model"] == "hyperprior"
+    assert code == 0 and fields["quality"] == 3.5 and fields["model"] == DEFAULT_MODEL
     assert {s["name"] for s in fields["streams"]} >= {"z", "y"}
     code, text, _ = run(["info", str(lic)], capsys)
     assert code == 0 and "width: 56" in text and "layers" in text
     code, text, _ = run(["models"], capsys)
     assert code == 0 and "hyperprior" in text
+    assert f"\n{DEFAULT_MODEL}* " in text and "* the default (lic encode without --model): " in text
+    code, text, _ = run(["models", "--json"], capsys)
+    assert [m["name"] for m in json.loads(text) if m["default"]] == [DEFAULT_MODEL]
     code, text, _ = run(["--version"], capsys)
     assert code == 0 and text.startswith("lic ")
 

@@ -352,6 +352,39 @@ def test_the_error_names_the_release_that_shipped_the_weights(files, lic_a, tmp_
     assert np.array_equal(np.asarray(Image.open(tmp_path / "o.png")), lic_a[1])
 
 
+def test_encode_with_a_weights_file_takes_its_model_and_info_names_the_release(files, tmp_path, capsys, monkeypatch):
+    png, lic = tmp_path / "a.png", tmp_path / "a.lic"
+    Image.fromarray(photo_like(32, 48)).save(png)
+    code, _, err = run_cli(["encode", "--weights", str(files["a"]), str(png), str(lic), "-v"], capsys)
+    assert code == 0 and "RGB, hyperprior quality" in err, err
+    a_id = identify(files["a"]).hex
+    assert lic.read_bytes()[8:12][::-1].hex() == a_id
+    code, text, _ = run_cli(["info", str(lic), "--json"], capsys)
+    assert code == 0 and json.loads(text)["weights_release"] is None
+    code, text, _ = run_cli(["info", str(lic)], capsys)
+    assert "weights_release: none (weights no lic release shipped: decode with --weights FILE)" in text
+    code, _, err = run_cli(["decode", "--weights", str(files["a"]), str(lic), str(tmp_path / "o.png")], capsys)
+    assert code == 0, err
+    monkeypatch.setattr(released_weights, "RELEASES",
+                        (*RELEASES, Release("hyperprior", a_id, None, "0.1.0", "abc1234", "2026-12-03")))
+    code, text, _ = run_cli(["info", str(lic)], capsys)
+    assert "weights_release: lic 0.1.0, commit abc1234, 2026-12-03" in text
+    code, text, _ = run_cli(["info", str(lic), "--json"], capsys)
+    assert json.loads(text)["weights_release"] == {"version": "0.1.0", "commit": "abc1234", "date": "2026-12-03"}
+    out = tmp_path / "b.lic"
+    code, _, err = run_cli(["encode", "--model", "context", "--weights", str(files["a"]), str(png), str(out)], capsys)
+    assert code == 1 and err.count("\n") == 1 and "are for model 'hyperprior', not context" in err, err
+    assert not out.exists()
+
+
+def test_encode_with_weights_through_the_library(files):
+    import lccodec
+
+    data = lccodec.encode(photo_like(32, 48), quality=3.0, weights=files["a"], device="cpu")
+    assert data[8:12][::-1].hex() == identify(files["a"]).hex
+    assert np.asarray(lccodec.decode(data, "cpu", weights=files["a"])).shape == (32, 48, 3)
+
+
 def test_models_json_shows_the_full_hash(files, tmp_path, capsys, monkeypatch):
     folder = tmp_path / "only-a"
     folder.mkdir()

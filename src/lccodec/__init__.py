@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+from .default_model import DEFAULT_MODEL
 from .errors import FormatError, ImageError, LicError, LicWarning, ModelError
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ def list_models() -> list[ModelInfo]:
 
 def encode(
     image: object,
-    model: str = "hyperprior",
+    model: str | None = None,
     quality: float | None = None,
     *,
     bpp: float | None = None,
@@ -82,17 +83,20 @@ def encode(
     size: int | None = None,
     device: str = "auto",
     strip: bool = False,
+    weights: str | os.PathLike | None = None,
 ) -> bytes:
     """Encode an image (path, bytes, PIL image or HxWxC uint8/uint16 array) to .lic bytes.
 
-    Give at most one of `quality`, `bpp`, `psnr` and `size` (bytes). `strip=True`: no warning
-    that an ICC profile or EXIF metadata is dropped.
+    Give at most one of `quality`, `bpp`, `psnr` and `size` (bytes). `model` None: the model of
+    `weights` if given, else DEFAULT_MODEL. `weights`: a weights file to encode with instead of
+    the shipped one (decode its files with the same file). `strip=True`: no warning that an ICC
+    profile or EXIF metadata is dropped.
     """
     from .codec import open_model
     from .imageio import RasterImage, load_image
 
     raster = image if isinstance(image, RasterImage) else load_image(image, strip=strip)
-    return open_model(model, device).encode(raster, quality, bpp=bpp, psnr=psnr, size=size).data
+    return open_model(model, device, weights).encode(raster, quality, bpp=bpp, psnr=psnr, size=size).data
 
 
 def decode(data: bytes | str | os.PathLike, device: str = "auto", max_pixels: int | None = None,
@@ -120,6 +124,6 @@ def decode(data: bytes | str | os.PathLike, device: str = "auto", max_pixels: in
 
 
 __all__ = [
-    "Codec", "Encoded", "FormatError", "ImageError", "LicError", "LicWarning", "ModelError", "ModelInfo",
+    "DEFAULT_MODEL", "Codec", "Encoded", "FormatError", "ImageError", "LicError", "LicWarning", "ModelError", "ModelInfo",
     "__version__", "decode", "encode", "list_models", "open_model",
 ]

@@ -30,14 +30,16 @@ class FileResult:
     error: str | None = None
 
 
-def encode_file(source: str, destination: str, model: str = "hyperprior", quality: float | None = None,
+def encode_file(source: str, destination: str, model: str | None = None, quality: float | None = None,
                 bpp: float | None = None, psnr: float | None = None, device: str = "auto", *,
-                size: int | None = None, strip: bool = False, overwrite: bool = True,
-                force: bool = False) -> dict:
+                size: int | None = None, strip: bool = False, weights: str | None = None,
+                overwrite: bool = True, force: bool = False) -> dict:
     """Encode an image file to a .lic file (atomically); returns what was reached.
 
-    `strip` leaves out the warnings about dropped ICC/EXIF metadata; `overwrite=False` refuses
-    an existing destination; `force` allows binary output to a terminal.
+    `model` None: the model of `weights` if given, else DEFAULT_MODEL. `weights`: encode with
+    this weights file instead of the shipped one. `strip` leaves out the warnings about dropped
+    ICC/EXIF metadata; `overwrite=False` refuses an existing destination; `force` allows binary
+    output to a terminal.
     """
     from .codec import open_model
     from .imageio import load_image
@@ -45,11 +47,12 @@ def encode_file(source: str, destination: str, model: str = "hyperprior", qualit
     check_paths(source, destination, overwrite=overwrite, force=force)
     start = time.perf_counter()
     image = load_image(read_input(source) if source == STDIO else source, strip=strip)
-    enc = open_model(model, device).encode(image, quality, bpp=bpp, psnr=psnr, size=size)
+    codec = open_model(model, device, weights)
+    enc = codec.encode(image, quality, bpp=bpp, psnr=psnr, size=size)
     write_output(destination, enc.data)
     return {"width": image.width, "height": image.height, "mode": image.mode, "bytes": len(enc.data),
             "bpp": enc.bpp, "psnr": enc.psnr, "quality": enc.quality, "warnings": enc.warnings,
-            "model": model, "seconds": time.perf_counter() - start}
+            "model": codec.spec.name, "seconds": time.perf_counter() - start}
 
 
 def decode_file(source: str, destination: str, fmt: str | None = None, device: str = "auto",

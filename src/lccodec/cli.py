@@ -18,13 +18,14 @@ from typing import Any
 import click
 
 from . import __version__
+from .default_model import DEFAULT_MODEL
 from .errors import LicError, LicWarning
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
 USAGE = """\
-usage: lic encode IN [OUT] [-q QUALITY | --bpp BPP | --psnr DB | --size BYTES]
+usage: lic encode IN [OUT] [-q QUALITY | --bpp BPP | --psnr DB | --size BYTES] [--weights FILE]
        lic decode IN.lic [OUT] [--weights FILE]
        lic encode|decode IN... -d DIR [-j JOBS]
        lic info FILE.lic | lic models | lic bench DIR | lic train ...
@@ -240,7 +241,9 @@ def _io_options(fn: Callable) -> Callable:
 
 @cli.command()
 @click.argument("paths", nargs=-1, metavar="IN [OUT] | IN -o OUT | IN... -d DIR")
-@click.option("--model", "-m", default="hyperprior", show_default=True, help="Model name (see `lic models`).")
+@click.option("--model", "-m", default=None,
+              help=f"Model name (see `lic models`, which says why the default is the default) "
+                   f"[default: {DEFAULT_MODEL}; with --weights, the model of that file].")
 @click.option("--quality", "-q", type=float, default=None, help="Quality, e.g. 1.0-8.0 (default 4).")
 @click.option("--bpp", type=float, default=None, help="Target: largest file with at most this many bits per pixel.")
 @click.option("--size", type=click.IntRange(min=1), default=None, metavar="BYTES",
@@ -248,9 +251,13 @@ def _io_options(fn: Callable) -> Callable:
 @click.option("--psnr", type=float, default=None, help="Target: smallest file with at least this PSNR (dB).")
 @click.option("--strip", is_flag=True,
               help="Drop ICC profiles and EXIF without a warning (.lic files do not carry them yet).")
+@click.option("--weights", metavar="FILE", default=None,
+              help="Encode with this weights file instead of the shipped one (e.g. one `lic train` "
+                   "exported); decode the files with `lic decode --weights FILE`.")
 @_io_options
-def encode(paths: tuple[str, ...], model: str, quality: float | None, bpp: float | None,
-           size: int | None, psnr: float | None, strip: bool, output: str | None, out_dir: str | None,
+def encode(paths: tuple[str, ...], model: str | None, quality: float | None, bpp: float | None,
+           size: int | None, psnr: float | None, strip: bool, weights: str | None,
+           output: str | None, out_dir: str | None,
            force: bool, device: str, threads: int | None, jobs: int, verbose: bool, quiet: bool) -> None:
     """Encode images to .lic files ('-' for stdin/stdout)."""
     from .atomic import same_file
@@ -267,18 +274,19 @@ def encode(paths: tuple[str, ...], model: str, quality: float | None, bpp: float
         raise click.UsageError(f"'{destination}' looks like an image, not an output .lic file: "
                                "several inputs need -d DIR (-o OUT names the output)")
     if form == "folder":
-        open_model(model, device)  # refuse an unknown model once, before any file
+        open_model(model, device, weights)  # refuse an unknown model or bad weights once, before any file
 
     def describe(r: Any) -> str:
         i = r.info
-        return (f"{r.source} -> {r.destination}: {i['width']}x{i['height']} {i['mode']}, {model} "
+        return (f"{r.source} -> {r.destination}: {i['width']}x{i['height']} {i['mode']}, {i['model']} "
                 f"quality {i['quality']:.2f}, {i['bytes']} bytes, {i['bpp']:.4f} bpp, "
                 f"PSNR {i['psnr']:.2f} dB, {i['seconds']:.2f} s")
 
     targeted = any(v is not None for v in (bpp, psnr, size))
     _run(encode_file, pairs, form, jobs=jobs, threads=threads, force=force, quiet=quiet,
          describe=describe if verbose or (targeted and not quiet) else None,
-         model=model, quality=quality, bpp=bpp, psnr=psnr, size=size, device=device, strip=strip)
+         model=model, quality=quality, bpp=bpp, psnr=psnr, size=size, device=device, strip=strip,
+         weights=weights)
 
 
 @cli.command()
@@ -318,12 +326,16 @@ def decode(paths: tuple[str, ...], fmt: str | None, max_pixels: int | None, weig
 @click.argument("file", metavar="FILE.lic")
 @click.option("--json", "as_json", is_flag=True, help="Print the fields as JSON.")
 def info(file: str, as_json: bool) -> None:
-    """Print every header field of a .lic file."""
+    """Print every header field of a .lic file, and the lic release whose weights made it."""
     from .container import describe, unpack
     from .files import read_input
+    from .released_weights import find_release
 
     header, streams = unpack(read_input(file))
     fields = describe(header, streams)
+    release = find_release(fields["model"], header.weights_id)
+    fields["weights_release"] = None if release is None else {
+        "version": release.version, "commit": release.commit, "date": release.date}
     if as_json:
         click.echo(json.dumps(fields, indent=2))
         return
@@ -332,6 +344,9 @@ def info(file: str, as_json: bool) -> None:
             click.echo("streams:")
             for s in value:
                 click.echo("  " + ", ".join(f"{k}={v}" for k, v in s.items()))
+        elif key == "weights_release":
+            click.echo(f"weights_release: {release.describe()}, {release.date}" if release else
+                       "weights_release: none (weights no lic release shipped: decode with --weights FILE)")
         else:
             click.echo(f"{key}: {value}")
 
@@ -341,11 +356,12 @@ def info(file: str, as_json: bool) -> None:
 def models(as_json: bool) -> None:
     """List the models, their quality range and weights size."""
     from . import list_models
+    from .default_model import REASON
 
     rows = list_models()
     if as_json:
         click.echo(json.dumps([
-            {"name": m.name, "id": m.model_id, "quality": list(m.quality_range),
+            {"name": m.name, "id": m.model_id, "default": m.name == DEFAULT_MODEL, "quality": list(m.quality_range),
              "weights_bytes": m.weights_bytes, "weights_id": f"{m.weights_id:08x}",
              "weights_sha256": m.weights_sha256, "weights_legacy_id": m.weights_legacy_id,
              "description": m.description} for m in rows], indent=2))
@@ -353,7 +369,10 @@ def models(as_json: bool) -> None:
     click.echo(f"{'model':<14}{'id':>3}  {'quality':<10}{'weights':>10}  description")
     for m in rows:
         lo, hi = m.quality_range
-        click.echo(f"{m.name:<14}{m.model_id:>3}  {lo:g}-{hi:g}{'':<6}{m.weights_bytes / 1e6:>8.1f}MB  {m.description}")
+        name = f"{m.name}*" if m.name == DEFAULT_MODEL else m.name
+        click.echo(f"{name:<14}{m.model_id:>3}  {lo:g}-{hi:g}{'':<6}{m.weights_bytes / 1e6:>8.1f}MB  {m.description}")
+    if any(m.name == DEFAULT_MODEL for m in rows):
+        click.echo(f"* the default (lic encode without --model): {REASON}")
 
 
 def main(argv: list[str] | None = None) -> None:

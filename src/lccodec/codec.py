@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from . import container
 from .coding import EscapeReader, EscapeWriter
 from .container import STREAM_ALPHA, STREAM_ESCAPE, Header, Stream
+from .default_model import DEFAULT_MODEL
 from .device import resolve_device
 from .errors import FormatError, LicError, LicWarning, ModelError
 from .imageio import RasterImage, load_image
@@ -288,6 +289,15 @@ def load_model(spec: ModelSpec, path: Path) -> tuple[LicModel, dict]:
     return model, load_weights(path, model)
 
 
+def _model_of_weights(path: str | os.PathLike) -> str:
+    """The model a weights file is for (its metadata), or a ModelError naming the file."""
+    _file_key(path)  # a missing or unreadable file: one clear error
+    name = read_metadata(path).get("model")  # a ModelError naming the file when it is not one
+    if not isinstance(name, str):
+        raise ModelError(f"weights '{path}' do not name their model")
+    return name
+
+
 @functools.lru_cache(maxsize=32)
 def _cached_codec(name: str, device: str, weights: tuple[str, int, int, int], given: bool) -> Codec:
     return Codec(model_by_name(name), device, weights[0] if given else None)
@@ -302,12 +312,15 @@ def _file_key(path: str | os.PathLike) -> tuple[str, int, int, int]:
     return (os.fspath(path), st.st_size, st.st_mtime_ns, st.st_ino)
 
 
-def open_model(name: str = "hyperprior", device: str = "auto", weights: str | os.PathLike | None = None) -> Codec:
+def open_model(name: str | None = None, device: str = "auto", weights: str | os.PathLike | None = None) -> Codec:
     """The codec of model `name` on `device` ('auto', 'cpu' or 'cuda'); cached per weights file.
 
-    `weights`: a weights file of that model to use instead of the shipped one (to decode files
-    made with an older release: docs/weights.md).
+    `weights`: a weights file of that model to use instead of the shipped one (one `lic train`
+    exported, or an older release's to decode its files: docs/weights.md). `name` None: the
+    model `weights` is for, else DEFAULT_MODEL.
     """
+    if name is None:
+        name = _model_of_weights(weights) if weights is not None else DEFAULT_MODEL
     spec = model_by_name(name)
     key = _file_key(weights_path(spec) if weights is None else weights)
     return _cached_codec(spec.name, str(resolve_device(device)), key, weights is not None)

@@ -177,7 +177,11 @@ class LinearAnalysis(nn.Conv2d):
             self.weight[:n] = basis[:n]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x) * LINEAR_SCALE
+        # the same map as the strided convolution, as pixel-unshuffle and a 1×1 convolution
+        # (a matrix product): oneDNN's block×block, stride-block kernels are several times slower
+        w = self.weight.reshape(self.out_channels, -1, 1, 1).to(x.dtype)
+        y = F.conv2d(F.pixel_unshuffle(x, self.stride[0]), w, self.bias.to(x.dtype))
+        return y * LINEAR_SCALE
 
 
 class LinearSynthesis(nn.ConvTranspose2d):
@@ -194,4 +198,8 @@ class LinearSynthesis(nn.ConvTranspose2d):
             self.weight[:n] = basis[:n]
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return super().forward(y * (1.0 / LINEAR_SCALE))
+        # the transposed convolution as a 1×1 transposed convolution and pixel-shuffle (see
+        # LinearAnalysis.forward)
+        w = self.weight.reshape(self.in_channels, -1, 1, 1).to(y.dtype)
+        x = F.pixel_shuffle(F.conv_transpose2d(y * (1.0 / LINEAR_SCALE), w), self.stride[0])
+        return x + self.bias.to(x.dtype).view(1, -1, 1, 1)

@@ -39,8 +39,9 @@ class Release:
         return f"git show {commit}:weights/{self.model}.safetensors > {self.local_name}"
 
     def describe(self) -> str:
-        """'lic 0.1.0, commit 122a72e' (where the release came from)."""
-        return f"lic {self.version}, commit {self.commit or 'adding its row'}"
+        """'lic 0.1.0, commit 122a72e' (where the release came from; no commit while the row
+        is not yet committed with its weights)."""
+        return f"lic {self.version}" + (f", commit {self.commit}" if self.commit else "")
 
 
 RELEASES: tuple[Release, ...] = (
