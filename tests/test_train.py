@@ -337,7 +337,8 @@ def test_the_analysis_cache_holds_whole_image_analyses_and_crops_them(data_dir):
     assert not torch.equal(a, cache.batch(8, 3, 4))
 
 
-def test_heads_only_trains_on_the_analysis_cache(data_dir, monkeypatch):
+@pytest.mark.parametrize("model", ["context", "reference"])  # coarse2fine's 128² crops exceed the test images
+def test_heads_only_trains_on_the_analysis_cache(data_dir, monkeypatch, model):
     from lccodec.errors import LicError
     from lccodec.models.base import HyperpriorBase
 
@@ -356,7 +357,7 @@ def test_heads_only_trains_on_the_analysis_cache(data_dir, monkeypatch):
 
     monkeypatch.setattr(HyperpriorBase, "analysis", counted)
     monkeypatch.setattr(HyperpriorBase, "synthesis", no_transform)
-    result = train(tiny_config(data_dir, model="context", steps=10, heads_only=True, cache_analysis=True),
+    result = train(tiny_config(data_dir, model=model, steps=10, heads_only=True, cache_analysis=True),
                    log=lines.append)
     assert result.step == 10 and any(line.startswith("analysis cache:") for line in lines)
     assert 0 < calls["n"] <= 8  # 4 images at 2 scales at most, none per step

@@ -202,6 +202,11 @@ def test_every_shipped_weights_file_is_in_the_release_table():
         assert release.sha256 == identity.sha256
 
 
+def test_the_shipped_weights_fit_the_80_mb_budget():
+    total = sum(p.stat().st_size for p in (ROOT / "weights").glob("*.safetensors"))
+    assert total <= 80_000_000, f"weights/ holds {total / 1e6:.1f} MB, over the 80 MB budget"
+
+
 def test_the_release_table_is_well_formed():
     from lccodec.models import MODELS
 
