@@ -291,8 +291,7 @@ def load_model(spec: ModelSpec, path: Path) -> tuple[LicModel, dict]:
 
 def _model_of_weights(path: str | os.PathLike) -> str:
     """The model a weights file is for (its metadata), or a ModelError naming the file."""
-    _file_key(path)  # a missing or unreadable file: one clear error
-    name = read_metadata(path).get("model")  # a ModelError naming the file when it is not one
+    name = read_metadata(path).get("model")  # a ModelError naming the file when it is missing or not one
     if not isinstance(name, str):
         raise ModelError(f"weights '{path}' do not name their model")
     return name
