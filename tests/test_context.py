@@ -11,7 +11,7 @@ from lccodec.coding import EscapeReader
 from lccodec.container import STREAM_ESCAPE, STREAM_Y, Stream
 from lccodec.errors import FormatError
 from lccodec.exact.wavefront import TAPS, causal_mask, wavefront_steps
-from lccodec.latents.context import MaskedConv2d
+from lccodec.latents.context import context_convolution, taps_of_full_kernel
 from lccodec.models.context import ContextModel
 
 from conftest import small_codec, photo_like, latents_at_1_and_2_threads
@@ -63,7 +63,8 @@ def test_mask_is_causal_in_wavefront_order():
     assert set(zip(rows - 2, cols - 2)) == set(TAPS)
     # The float masked conv: changing latents of step >= t leaves the output at step t unchanged.
     torch.manual_seed(3)
-    conv = MaskedConv2d(4, 6)
+    conv = context_convolution(4)
+    assert torch.equal(conv.full_weight()[:, :, mask == 0], torch.zeros(8, 4, 13))
     x = torch.randn(1, 4, 6, 9)
     i, j = 3, 4
     later = torch.zeros(6, 9, dtype=torch.bool)
@@ -149,5 +150,25 @@ def test_training_forward_reaches_the_context():
     rate = -sum(torch.log2(p).sum() for p in out["likelihoods"].values())
     rate.backward()
     grad = model.context_prediction.weight.grad
-    assert grad.abs().sum() > 0
-    assert (grad * (1 - model.context_prediction.mask)).abs().sum() == 0  # masked taps stay 0
+    assert grad.shape[2] == len(TAPS) and grad.abs().sum() > 0  # only the causal taps are parameters
+
+
+def test_weights_of_the_older_layout_load_at_their_taps():
+    """Context files written before the taps layout store the full masked 5×5 kernel; they load
+    with the same numbers at the taps (the test vectors, decoded bit-exactly elsewhere, are such
+    a file), and a file written now stores the 12 taps alone."""
+    from pathlib import Path
+
+    from safetensors.numpy import load_file
+
+    from lccodec.weights_io import load_weights, read_metadata
+
+    path = Path(__file__).resolve().parent / "vectors" / "weights" / "context.safetensors"
+    stored = torch.from_numpy(load_file(str(path))["context_prediction.weight"].astype(np.float32))
+    assert stored.shape[2:] == (5, 5)
+    model = ContextModel(**read_metadata(path)["config"])
+    load_weights(path, model)
+    assert torch.equal(model.context_prediction.weight, taps_of_full_kernel(stored))
+    assert torch.equal(model.context_prediction.full_weight(), stored * causal_mask())
+    m = model.config["M"]
+    assert model.state_dict()["context_prediction.weight"].shape == (2 * m, m, len(TAPS))

@@ -332,6 +332,9 @@ def test_the_analysis_cache_holds_whole_image_analyses_and_crops_them(data_dir):
     h, w = (s // 16 * 16 for s in images[0].shape[1:])
     x = images[0][:, :h, :w].unsqueeze(0).float() / 255.0
     assert torch.allclose(cache.latents[0].float(), model.analyze(x)[0], atol=0.05)  # bf16
+    assert torch.allclose(cache.latents[1].float(), model.analyze(x.flip(3))[0], atol=0.05)  # mirrored
+    plain = AnalysisCache.build(model.analyze, images, 64, seed=1, mirror=False)
+    assert len(cache.latents) == 2 * len(plain.latents)
     a, b = cache.batch(7, 3, 4), cache.batch(7, 3, 4)
     assert a.shape == (3, TINY["M"], 4, 4) and a.dtype == torch.float32 and torch.equal(a, b)
     assert not torch.equal(a, cache.batch(8, 3, 4))
@@ -360,5 +363,29 @@ def test_heads_only_trains_on_the_analysis_cache(data_dir, monkeypatch, model):
     result = train(tiny_config(data_dir, model=model, steps=10, heads_only=True, cache_analysis=True),
                    log=lines.append)
     assert result.step == 10 and any(line.startswith("analysis cache:") for line in lines)
-    assert 0 < calls["n"] <= 8  # 4 images at 2 scales at most, none per step
+    assert 0 < calls["n"] <= 16  # 4 images at 2 scales, mirrored, at most; none per step
     assert np.isfinite(result.history[-1]["loss"])
+
+
+def test_checkpoint_of_the_older_context_layout_resumes_at_its_taps(tmp_path):
+    """A context checkpoint from before the taps layout (full masked 5×5 kernel) loads its
+    parameters at the taps and leaves Adam to start again (its moments have the old shapes)."""
+    from torch import nn
+
+    from lccodec.exact.wavefront import HALF, KERNEL, causal_mask
+    from lccodec.latents.context import taps_of_full_kernel
+
+    torch.manual_seed(4)
+    old = build_model(model_by_name("context"), TINY)
+    m = TINY["M"]
+    full = nn.Conv2d(m, 2 * m, KERNEL, padding=HALF)
+    with torch.no_grad():
+        full.weight.mul_(causal_mask())
+    old.context_prediction = full  # the older layout's parameter
+    opt = torch.optim.Adam(old.parameters(), lr=1e-3)
+    save_checkpoint(tmp_path, old, opt, {"step": 3, "model": "context", "model_config": TINY}, "full")
+    new = build_model(model_by_name("context"), TINY)
+    index = load_checkpoint(tmp_path, new, torch.optim.Adam(new.parameters(), lr=1e-3))
+    assert not index["optimizer_loaded"]
+    assert torch.equal(new.context_prediction.weight, taps_of_full_kernel(full.weight.detach()))
+    assert torch.equal(new.context_prediction.bias, full.bias.detach())

@@ -212,7 +212,7 @@ def load_weights(path: str | os.PathLike, model: torch.nn.Module) -> dict:
     meta = _decoded(path, raw)
     if meta.get("model") != model.name:
         raise ModelError(f"weights '{path}' are for model {meta.get('model')!r}, not {model.name}")
-    state = _float_state(arrays)
+    state = model.adapt_state(_float_state(arrays))
     _check_fits(path, model, state)
     model.load_state_dict(state, strict=True)
     try:

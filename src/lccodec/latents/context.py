@@ -30,24 +30,24 @@ from ..container import STREAM_Y, STREAM_Z, Stream
 from ..entropy_models import gaussian_likelihood
 from ..exact.fixed_point import ACT_BITS, LIMIT, ExactMatrix, FixedPointLayer, exact_stack, run_stack, shift_round_rows, tap_matrix
 from ..exact.wavefront import (
-    HALF, KERNEL, TAPS, Grid, Predictor, causal_mask, decode_wavefront, encode_wavefront, hyper_rows,
+    HALF, KERNEL, TAPS, Grid, Predictor, decode_wavefront, encode_wavefront, hyper_rows,
 )
+from ..layers import TapConv
 from .base import CodedLatents, LatentLikelihoods, expect_streams, latent_shape, lower_bound, refuse_params, ste_round, uniform_noise
 from .gaussian import GaussianConditional, build_tables_beside, load_gaussian_tables
 from .hyperprior import FLAGS, Y_STRIDE, HyperLatent, check_flags
 
 
-class MaskedConv2d(nn.Conv2d):
-    """5×5 convolution that sees only the causal neighbourhood (type A, centre excluded)."""
+def context_convolution(M: int) -> TapConv:
+    """The masked 5×5 context convolution M -> 2M (type A, centre excluded): only its 12 causal
+    taps (:data:`TAPS`) are parameters, so a weights file stores no zeros."""
+    return TapConv(M, 2 * M, TAPS, KERNEL)
 
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__(cin, cout, KERNEL, padding=HALF)
-        self.register_buffer("mask", causal_mask(), persistent=False)
-        with torch.no_grad():
-            self.weight.mul_(self.mask)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight * self.mask.to(self.weight.dtype), self.bias, padding=HALF)
+def taps_of_full_kernel(weight: torch.Tensor) -> torch.Tensor:
+    """(cout, cin, 5, 5) masked kernel -> (cout, cin, 12) taps: weights files written before the
+    context convolution stored its taps alone hold the full kernel (zeros outside the taps)."""
+    return torch.stack([weight[:, :, HALF + dr, HALF + dc] for dr, dc in TAPS], 2)
 
 
 def entropy_parameters(M: int) -> nn.Sequential:
@@ -66,11 +66,11 @@ class ContextPredictor:
     :mod:`lccodec.exact.fixed_point`), which is fast for the few rows of one wavefront step.
     """
 
-    def __init__(self, context_conv: nn.Conv2d, entropy_parameters: nn.Sequential) -> None:
-        w = context_conv.weight.detach().to(torch.float16).cpu().float() * causal_mask()
-        self.channels = m = context_conv.in_channels
+    def __init__(self, context_conv: TapConv, entropy_parameters: nn.Sequential) -> None:
+        w = context_conv.full_weight().detach().to(torch.float16).cpu().float()
+        self.channels = m = w.shape[1]
         self.ctx = ExactMatrix(tap_matrix(w, TAPS, KERNEL), context_conv.bias.detach().cpu(), relu=False)
-        masked = nn.Conv2d(m, context_conv.out_channels, KERNEL, padding=HALF)
+        masked = nn.Conv2d(m, w.shape[0], KERNEL, padding=HALF)
         with torch.no_grad():
             masked.weight.copy_(w)
             masked.bias.copy_(context_conv.bias.detach().cpu())
@@ -176,8 +176,8 @@ class WavefrontLatentCodec:
 class ContextLatentCodec(WavefrontLatentCodec):
     """The context model's latent codec: hyper + masked-convolution context, wavefront coded."""
 
-    def __init__(self, hyper: HyperLatent, context_prediction: MaskedConv2d, entropy_parameters: nn.Sequential) -> None:
-        super().__init__(hyper, context_prediction.in_channels)
+    def __init__(self, hyper: HyperLatent, context_prediction: TapConv, entropy_parameters: nn.Sequential) -> None:
+        super().__init__(hyper, context_prediction.weight.shape[1])
         self.context_prediction, self.entropy_parameters = context_prediction, entropy_parameters
         self._predictor: ContextPredictor | None = None
 

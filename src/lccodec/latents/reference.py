@@ -34,7 +34,7 @@ from ..exact.reference_search import (
 from ..exact.wavefront import KERNEL, TAPS, Grid, hyper_rows
 from ..layers import TapConv
 from .base import LatentLikelihoods, lower_bound, ste_round, uniform_noise
-from .context import WavefrontLatentCodec
+from .context import WavefrontLatentCodec, context_convolution
 from .hyperprior import HyperLatent
 
 QUERY_INDEX = [TAPS.index(t) for t in QUERY_TAPS]
@@ -54,7 +54,7 @@ class ReferenceNetworks:
     """The networks of the reference path (registered on the model under these names)."""
 
     def __init__(self, M: int) -> None:
-        self.context_prediction = TapConv(M, 2 * M, TAPS, KERNEL)
+        self.context_prediction = context_convolution(M)
         self.embed = nn.Conv2d(M, EMBED, 1)
         self.transfer = TapConv(M, M, RELEVANT_TAPS, 3)
         self.params_ctx = params_net((2 * M, 2 * M, 2 * M))

@@ -66,6 +66,11 @@ class LicModel(nn.Module):
             cls.identity = identity(model)
             cls.name, cls.model_id = cls.identity.name, cls.identity.model_id
 
+    def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Parameters read from a file (weights or checkpoint) in this model's current layout;
+        a model whose layout changed converts the older one here. Default: unchanged."""
+        return state
+
     @property
     def quality_range(self) -> tuple[float, float]:
         return (1.0, float(len(self.lambdas)))

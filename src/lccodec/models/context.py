@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..latents.context import ContextLatentCodec, MaskedConv2d, entropy_parameters
+from ..latents.context import ContextLatentCodec, context_convolution, entropy_parameters, taps_of_full_kernel
 from ..latents.hyperprior import HyperLatent
 from .base import LAMBDAS, HyperpriorBase
 
@@ -30,11 +30,19 @@ class ContextModel(HyperpriorBase, model="context"):
         self, N: int = 128, M: int = 192, lambdas: tuple[float, ...] = LAMBDAS, linear_path: bool = False
     ) -> None:
         super().__init__(N, M, lambdas, linear_path=linear_path)
-        self.context_prediction = MaskedConv2d(M, 2 * M)
+        self.context_prediction = context_convolution(M)
         self.entropy_parameters = entropy_parameters(M)
         self.latent_codec = ContextLatentCodec(
             HyperLatent(self.h_a, self.h_s, self.z_density, N), self.context_prediction, self.entropy_parameters
         )
+
+    def adapt_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Files written before the context convolution stored its taps alone hold its full
+        masked 5×5 kernel: keep the taps (the same numbers, so such files decode as before)."""
+        weight = state.get("context_prediction.weight")
+        if weight is not None and weight.dim() == 4:
+            state = {**state, "context_prediction.weight": taps_of_full_kernel(weight)}
+        return state
 
 
 @torch.no_grad()

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from ..exact.reference_search import DEFAULT_WINDOW, Window
-from ..exact.wavefront import HALF, TAPS
+from ..latents.context import taps_of_full_kernel
 from ..latents.hyperprior import HyperLatent
 from ..latents.reference import ReferenceLatentCodec, ReferenceNetworks
 from .base import LAMBDAS, HyperpriorBase
@@ -78,7 +78,7 @@ def init_from_hyperprior(model: ReferenceModel, weights: str | Path) -> Referenc
     """Warm start from a hyperprior (or context) weights file.
 
     Copies every same-shaped tensor — transforms (GDN β, γ into GSDN, whose ν = τ = 0 keep it a
-    GDN), gains, h_a, h_s, z density — and a context model's masked convolution at its taps.
+    GDN), gains, h_a, h_s, z density — and a context model's context convolution (its 12 taps).
     The last layer of params_full starts at zero, so the fresh model codes exactly like the
     hyperprior, and training then learns to use context and reference.
     """
@@ -87,9 +87,8 @@ def init_from_hyperprior(model: ReferenceModel, weights: str | Path) -> Referenc
     theirs = weights_state(weights)
     overrides = {}
     ctx_w = theirs.get("context_prediction.weight")
-    if ctx_w is not None and ctx_w.shape[2:] == (5, 5):  # a context model's 5×5: keep its taps
-        overrides["context_prediction.weight"] = torch.stack(
-            [ctx_w[:, :, HALF + dr, HALF + dc] for dr, dc in TAPS], 2)
+    if ctx_w is not None and ctx_w.dim() == 4:  # an older context file's full 5×5: keep its taps
+        overrides["context_prediction.weight"] = taps_of_full_kernel(ctx_w)
     copy_matching(model, theirs, overrides)
     last = model.params_full[-1]
     last.weight.zero_()  # no correction yet: (μ, σ) are the hyperprior's

@@ -7,8 +7,11 @@ codec does, so it is the analysis a whole image gets at encode time) and samples
 it; a step then runs the entropy model alone.
 
 Augmentation: each image is analysed at the scales of `CACHE_SCALES` (a downscaled copy, as
-the pixel sampler's 0.6–1.0 rescale does); no flips (a flipped latent is not the latent of the
-flipped image). Crops are `crop / 16` latents square, at any latent position.
+the pixel sampler's 0.6–1.0 rescale does), and as itself and mirrored left to right
+(`CACHE_MIRROR`: the image is flipped before the analysis, since a flipped latent is not the
+latent of the flipped image). The entropy model over-fits a small cache: a context model's
+24k heads-only steps on the unmirrored cache coded Kodak worse than its first 1.3k. Crops are
+`crop / 16` latents square, at any latent position.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import torch.nn.functional as F
 from ..errors import LicError
 
 CACHE_SCALES = (1.0, 0.7)
+CACHE_MIRROR = True
 LATENT_STRIDE = 16
 
 
@@ -35,9 +39,11 @@ class AnalysisCache:
 
     @classmethod
     def build(cls, analyze: Callable[[torch.Tensor], torch.Tensor], images: list[torch.Tensor],
-              min_side: int, seed: int = 0, scales: tuple[float, ...] = CACHE_SCALES) -> AnalysisCache:
+              min_side: int, seed: int = 0, scales: tuple[float, ...] = CACHE_SCALES,
+              mirror: bool = CACHE_MIRROR) -> AnalysisCache:
         """Analyse each uint8 (3, H, W) image at each scale whose result holds a crop of
-        `min_side` pixels (images are cut to a multiple of 16 first)."""
+        `min_side` pixels (images are cut to a multiple of 16 first), and (`mirror`) its mirror
+        image at the same scales."""
         latents = []
         with torch.no_grad():
             for img in images:
@@ -48,8 +54,10 @@ class AnalysisCache:
                         continue
                     xs = x if scale == 1.0 else F.interpolate(x, scale_factor=scale, mode="bilinear",
                                                              antialias=True, align_corners=False)
-                    xs = xs[:, :, :h, :w].clamp(0.0, 1.0).contiguous(memory_format=torch.channels_last)
-                    latents.append(analyze(xs)[0].to(torch.bfloat16).contiguous())
+                    xs = xs[:, :, :h, :w].clamp(0.0, 1.0)
+                    for view in (xs, xs.flip(3)) if mirror else (xs,):
+                        view = view.contiguous(memory_format=torch.channels_last)
+                        latents.append(analyze(view)[0].to(torch.bfloat16).contiguous())
         if not latents:
             raise LicError(f"no training image holds a crop of {min_side} pixels")
         return cls(latents, seed)

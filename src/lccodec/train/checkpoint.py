@@ -183,7 +183,8 @@ def load_checkpoint(
 ) -> dict:
     """Load model (and, for a full checkpoint, optimizer) state; returns the index.
 
-    Returns index["optimizer_loaded"] telling whether Adam's state was restored.
+    Returns index["optimizer_loaded"] telling whether Adam's state was restored (not for a
+    checkpoint of an older parameter layout, which the model's ``adapt_state`` converts).
     """
     folder = Path(folder)
     index = read_index(folder)
@@ -203,8 +204,14 @@ def load_checkpoint(
             tensors.update(_from_compact_blob(bytes(blob), index["compact_shapes"]))
         except zlib.error as exc:
             raise LicError(f"checkpoint '{folder}' is corrupt: {exc}") from None
-    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    stored = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    state = getattr(model, "adapt_state", lambda s: s)(stored)
+    relaid = any(state[k] is not v for k, v in stored.items() if k in state)  # Adam's state: old layout
     ref = model.state_dict()
+    wrong = [k for k, v in state.items() if k in ref and v.shape != ref[k].shape]
+    if wrong:
+        raise LicError(f"checkpoint '{folder}' does not fit the model: tensor '{wrong[0]}' has shape "
+                       f"{tuple(state[wrong[0]].shape)}, the model {tuple(ref[wrong[0]].shape)}")
     state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
@@ -212,7 +219,7 @@ def load_checkpoint(
             f"checkpoint '{folder}' does not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}"
         )
     index["optimizer_loaded"] = False
-    if optimizer is not None and index.get("optimizer"):
+    if optimizer is not None and index.get("optimizer") and not relaid:
         per_param: dict[int, dict] = {}
         for key, value in tensors.items():
             if key.startswith("optim."):
