@@ -92,3 +92,52 @@ def test_other_models_log_bd_rates_against_our_hyperprior(tmp_path):
     card = tmp_path / "context.md"
     append_log(card, line, log_columns(tuple(curves)))
     assert "| BD vs our hyperprior | BD vs mbt2018-mean | BD vs AV1 | weights_id |" in card.read_text()
+
+
+def test_a_context_round_starts_again_when_the_hyperprior_transforms_changed(tmp_path):
+    """Heads trained on other transforms are stale: continue the shipped context only while it
+    holds the shipped hyperprior's transforms bit for bit, else warm start from the hyperprior."""
+    from lccodec.models.context import ContextModel, init_from_hyperprior
+
+    run = RunFolder("context", tmp_path / "runs")
+    (tmp_path / "weights").mkdir()
+    hyper = tmp_path / "weights" / "hyperprior.safetensors"
+    _weights(hyper, {"steps": 900}, linear_path=True)
+    context = init_from_hyperprior(ContextModel(**SMALL, linear_path=True), hyper)
+    shipped = tmp_path / "weights" / "context.safetensors"
+    save_weights(shipped, context, context.build_tables(), {"steps": 300})
+    argv, origin = train_argv(run, "DATA", 170, 25, tmp_path)
+    assert argv[argv.index("--continue") + 1] == str(shipped) and "--init" not in argv
+    torch.manual_seed(1)
+    newer = HyperpriorModel(**SMALL, linear_path=True)  # the hyperprior trained on: other transforms
+    save_weights(hyper, newer, newer.build_tables(), {"steps": 1900})
+    argv, origin = train_argv(run, "DATA", 170, 25, tmp_path)
+    assert "--continue" not in argv and argv[argv.index("--init") + 1] == str(hyper)
+    assert "trained on other transforms" in origin
+    # a local checkpoint on the old transforms is moved aside, one on the new ones resumed
+    from lccodec.train.checkpoint import save_checkpoint
+
+    save_checkpoint(run.checkpoint, context, None, {"step": 5, "model": "context",
+                                                    "model_config": {**SMALL, "linear_path": True}}, "full")
+    argv, origin = train_argv(run, "DATA", 170, 25, tmp_path)
+    assert "--resume" not in argv and "--init" in argv and "moved to" in origin
+    assert (run.path / "ck.stale" / "checkpoint.json").is_file() and not run.checkpoint.exists()
+    fresh = init_from_hyperprior(ContextModel(**SMALL, linear_path=True), hyper)
+    save_checkpoint(run.checkpoint, fresh, None, {"step": 5, "model": "context",
+                                                  "model_config": {**SMALL, "linear_path": True}}, "full")
+    argv, origin = train_argv(run, "DATA", 170, 25, tmp_path)
+    assert argv[argv.index("--resume") + 1] == str(run.checkpoint)
+
+
+def test_a_fresh_reference_round_warm_starts_from_the_context_model(tmp_path):
+    from lccodec.models.context import ContextModel, init_from_hyperprior
+
+    run = RunFolder("reference", tmp_path / "runs")
+    (tmp_path / "weights").mkdir()
+    hyper = tmp_path / "weights" / "hyperprior.safetensors"
+    _weights(hyper, {"steps": 900}, linear_path=True)
+    context = init_from_hyperprior(ContextModel(**SMALL, linear_path=True), hyper)
+    save_weights(tmp_path / "weights" / "context.safetensors", context, context.build_tables(), {"steps": 300})
+    argv, origin = train_argv(run, "DATA", 170, 25, tmp_path)
+    assert "--heads-only" in argv and "--cache-analysis" in argv
+    assert argv[argv.index("--init") + 1].endswith("weights/context.safetensors")

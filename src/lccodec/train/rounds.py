@@ -21,6 +21,7 @@ import contextlib
 import datetime
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,6 +41,8 @@ RECIPES: dict[str, dict] = {
     "hyperprior": {"config": {"linear_path": True}, "batch": 8, "crop": 256, "lr": 5e-4},
     "context": {"config": {"linear_path": True}, "batch": 16, "crop": 256, "lr": 5e-4,
                 "init": "weights/hyperprior.safetensors", "heads_only": True, "cache_analysis": True},
+    "reference": {"config": {"linear_path": True}, "batch": 16, "crop": 256, "lr": 5e-4,
+                  "init": "weights/context.safetensors", "heads_only": True, "cache_analysis": True},
 }
 DEFAULT_RECIPE = {"config": {}, "batch": 8, "crop": 256, "lr": 6e-4}
 
@@ -129,9 +132,44 @@ def _trained_with_recipe(weights: Path, recipe: dict) -> bool:
     return all(config.get(k) == v for k, v in recipe["config"].items())
 
 
+def _transforms(model: str, source: Path) -> dict | None:
+    """The transform tensors (the model's transform_modules) of a weights file or a checkpoint
+    folder, as float32; None when it cannot be read."""
+    from ..models import build_model, model_by_name
+    from ..weights_io import weights_state
+    from .checkpoint import load_checkpoint, read_index
+
+    spec = model_by_name(model)
+    prefixes = tuple(f"{m}." for m in spec.factory.transform_modules)
+    try:
+        if source.is_dir():
+            net = build_model(spec, read_index(source).get("model_config") or {})
+            load_checkpoint(source, net)
+            state = net.state_dict()
+        else:
+            state = weights_state(source)
+    except LicError:
+        return None
+    return {k: v.float() for k, v in state.items() if k.startswith(prefixes)}
+
+
+def _other_transforms(ours: dict | None, theirs: dict | None) -> bool:
+    """Whether two readable sets of transform tensors differ on the names they share (GSDN has
+    tensors of its own): entropy heads trained on other transforms are not worth continuing."""
+    import torch
+
+    if ours is None or theirs is None:
+        return False  # unreadable: the training itself reports what is wrong
+    names = [k for k in ours if k in theirs]
+    return not names or any(ours[k].shape != theirs[k].shape or not torch.equal(ours[k], theirs[k]) for k in names)
+
+
 def train_argv(run: RunFolder, data: str, minutes: float, cooldown: float, repo: Path,
                threads: int | None = None) -> tuple[list[str], str]:
-    """The `lic train` command line of a round and where it starts from (for the log)."""
+    """The `lic train` command line of a round and where it starts from (for the log).
+
+    A heads-only round continues a local checkpoint or the shipped weights only while they hold
+    the transforms of the recipe's init file; a stale local checkpoint is moved to ck.stale."""
     recipe = RECIPES.get(run.model, DEFAULT_RECIPE)
     argv = [
         sys.executable, "-m", "lccodec.train", "--model", run.model, "--data", data,
@@ -145,10 +183,22 @@ def train_argv(run: RunFolder, data: str, minutes: float, cooldown: float, repo:
     if recipe.get("heads_only"):
         argv += ["--heads-only"] + (["--cache-analysis"] if recipe.get("cache_analysis") else [])
     shipped = shipped_weights(run.model, repo)
+    # heads on frozen transforms: what continues must hold the init file's transforms
+    init = repo / recipe["init"] if recipe.get("heads_only") and recipe.get("init") else None
+    fresh_transforms = _transforms(run.model, init) if init is not None and init.is_file() else None
+    stale = ""
     if (run.checkpoint / "checkpoint.json").is_file():
-        return argv + ["--resume", str(run.checkpoint)], f"local checkpoint {run.checkpoint}"
+        if fresh_transforms is None or not _other_transforms(_transforms(run.model, run.checkpoint),
+                                                             fresh_transforms):
+            return argv + ["--resume", str(run.checkpoint)], f"local checkpoint {run.checkpoint}"
+        aside = run.path / "ck.stale"
+        shutil.rmtree(aside, ignore_errors=True)
+        run.checkpoint.rename(aside)
+        stale = f" (the local checkpoint was trained on other transforms: moved to {aside})"
     if _trained_with_recipe(shipped, recipe) and _manifest(shipped).get("steps"):
-        return argv + ["--continue", str(shipped)], f"shipped weights {shipped}"
+        if fresh_transforms is None or not _other_transforms(_transforms(run.model, shipped), fresh_transforms):
+            return argv + ["--continue", str(shipped)], f"shipped weights {shipped}{stale}"
+        stale += f" (the shipped {run.model} was trained on other transforms)"
     for key, value in recipe["config"].items():
         argv += ["--config", f"{key}={json.dumps(value)}"]
     if recipe.get("init"):
@@ -156,7 +206,7 @@ def train_argv(run: RunFolder, data: str, minutes: float, cooldown: float, repo:
         if not _trained_with_recipe(init, {"config": recipe["config"]}):
             raise LicError(f"a fresh {run.model} warm starts from {init}, which is missing or not trained "
                            f"with {recipe['config']}")
-        return argv + ["--init", str(init)], f"a fresh model warm started from {init}"
+        return argv + ["--init", str(init)], f"a fresh model warm started from {init}{stale}"
     return argv, "a fresh model"
 
 
