@@ -141,3 +141,46 @@ def test_a_fresh_reference_round_warm_starts_from_the_context_model(tmp_path):
     argv, origin = train_argv(run, "DATA", 170, 25, tmp_path)
     assert "--heads-only" in argv and "--cache-analysis" in argv
     assert argv[argv.index("--init") + 1].endswith("weights/context.safetensors")
+
+
+def test_an_export_worse_than_the_shipped_weights_is_logged_but_not_installed(tmp_path, monkeypatch):
+    import json
+
+    from lccodec.train import rounds
+
+    def curve(path, shift):
+        bpp = [0.4, 0.6, 0.9, 1.3, 1.8, 2.4]
+        path.write_text(json.dumps({"name": "hyperprior", "results": {
+            "bpp": [b * shift for b in bpp], "psnr-rgb": [28.0, 30.0, 32.0, 34.0, 35.5, 36.5]}}))
+
+    repo = tmp_path
+    for d in ("weights", "benchmarks/results", "docs/models"):
+        (repo / d).mkdir(parents=True)
+    shipped_json = repo / "benchmarks" / "results" / "kodak-hyperprior.json"
+    curve(shipped_json, 1.0)
+    _weights(repo / "weights" / "hyperprior.safetensors", {"steps": 900}, linear_path=True)
+    shipped_bytes = (repo / "weights" / "hyperprior.safetensors").read_bytes()
+    run = RunFolder("hyperprior", repo / "runs")
+    run.path.mkdir(parents=True)
+    torch.manual_seed(5)
+    newer = HyperpriorModel(**SMALL, linear_path=True)
+    save_weights(run.export, newer, newer.build_tables(), {"steps": 1800})
+    shift = {"value": 1.1}
+
+    def fake_measure(run_, kodak, anchors, out_json, threads=2, curves=None):
+        curve(out_json, shift["value"])
+        return {"points": {q: (0.1 * q, 25.0 + q) for q in range(1, 9)}}
+
+    monkeypatch.setattr(rounds, "measure_kodak", fake_measure)
+    monkeypatch.chdir(repo)
+    out = rounds.finish(run, "KODAK", repo / "anchors", repo)  # 10 % more bits: kept out
+    assert "not installed" in out and "+10.0 %" in out
+    assert (repo / "weights" / "hyperprior.safetensors").read_bytes() == shipped_bytes
+    assert json.loads(shipped_json.read_text())["results"]["bpp"][0] == 0.4
+    card = (repo / "docs" / "models" / "hyperprior.md").read_text()
+    assert "(not shipped: +10.0 % against the shipped weights)" in card
+    shift["value"] = 0.9  # 10 % fewer bits: installed, with its results
+    out = rounds.finish(run, "KODAK", repo / "anchors", repo)
+    assert "not installed" not in out
+    assert (repo / "weights" / "hyperprior.safetensors").read_bytes() == run.export.read_bytes()
+    assert abs(json.loads(shipped_json.read_text())["results"]["bpp"][0] - 0.36) < 1e-9
