@@ -9,5 +9,5 @@ from __future__ import annotations
 
 DEFAULT_MODEL = "context"
 REASON = ("best Kodak RD of the models that decode 768x512 in <= 1 s on 2 CPU threads: BD-rate "
-          "-3.4 % against the hyperprior, decode 0.60 s median (hyperprior 0.34 s), 2026-12-03; "
-          "docs/results.md")
+          "-15.0 % against the hyperprior, decode 0.56 s (hyperprior 0.26 s; benchmarks/decode_speed.py), "
+          "2026-12-03; docs/results.md")
