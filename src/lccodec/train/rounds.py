@@ -184,9 +184,10 @@ def train_argv(run: RunFolder, data: str, minutes: float, cooldown: float, repo:
     if recipe.get("heads_only"):
         argv += ["--heads-only"] + (["--cache-analysis"] if recipe.get("cache_analysis") else [])
     shipped = shipped_weights(run.model, repo)
+    init = repo / recipe["init"] if recipe.get("init") else None
     # heads on frozen transforms: what continues must hold the init file's transforms
-    init = repo / recipe["init"] if recipe.get("heads_only") and recipe.get("init") else None
-    fresh_transforms = _transforms(run.model, init) if init is not None and init.is_file() else None
+    heads_on_init = recipe.get("heads_only") and init is not None and init.is_file()
+    fresh_transforms = _transforms(run.model, init) if heads_on_init else None
     stale = ""
     if (run.checkpoint / "checkpoint.json").is_file():
         if fresh_transforms is None or not _other_transforms(_transforms(run.model, run.checkpoint),
@@ -202,8 +203,7 @@ def train_argv(run: RunFolder, data: str, minutes: float, cooldown: float, repo:
         stale += f" (the shipped {run.model} was trained on other transforms)"
     for key, value in recipe["config"].items():
         argv += ["--config", f"{key}={json.dumps(value)}"]
-    if recipe.get("init"):
-        init = repo / recipe["init"]
+    if init is not None:
         if not _trained_with_recipe(init, {"config": recipe["config"]}):
             raise LicError(f"a fresh {run.model} warm starts from {init}, which is missing or not trained "
                            f"with {recipe['config']}")
@@ -271,12 +271,24 @@ def stop(run: RunFolder, timeout_minutes: float = 60.0) -> None:
         raise LicError(f"the {run.model} round ended without an export; see {run.log}")
 
 
+def bd_against(reference: Path, curve) -> float | None:
+    """BD-rate (PSNR) of `curve` against the first curve of the results file `reference`;
+    None when the PSNR ranges do not overlap."""
+    from ..bench.anchors import load_curves
+    from ..bench.bdrate import bd_rate
+
+    ref = load_curves(reference)[0]
+    try:
+        return bd_rate(ref.bpp, ref.psnr, curve.bpp, curve.psnr)
+    except ValueError:
+        return None
+
+
 def measure_kodak(run: RunFolder, kodak: str, anchors: Path, out_json: Path,
                   threads: int = 2, curves: dict[str, Path] | None = None) -> dict:
     """Bench the round's export on Kodak (q1..8, real bitstreams) into `out_json`; returns the
     training-log row (points and BD-rates against `curves`, default LOG_ANCHORS)."""
     from ..bench.anchors import load_curves
-    from ..bench.bdrate import bd_rate
 
     argv = [
         sys.executable, "-m", "lccodec.cli", "bench", kodak, "--model", run.model, "--codec", "none",
@@ -295,11 +307,7 @@ def measure_kodak(run: RunFolder, kodak: str, anchors: Path, out_json: Path,
         if not file.is_file():
             row[name] = f"n/a (no {file.name})"
             continue
-        ref = load_curves(file)[0]
-        try:
-            row[name] = bd_rate(ref.bpp, ref.psnr, curve.bpp, curve.psnr)
-        except ValueError:
-            row[name] = None  # no overlap of the PSNR ranges
+        row[name] = bd_against(file, curve)  # None: no overlap of the PSNR ranges
     return row
 
 
@@ -374,15 +382,10 @@ def against_shipped(measured: Path, shipped_results: Path) -> float | None:
     """BD-rate (PSNR) of a round's Kodak curve against the shipped weights' curve (their results
     file); None when there is no shipped curve or the curves do not overlap."""
     from ..bench.anchors import load_curves
-    from ..bench.bdrate import bd_rate
 
     if not shipped_results.is_file():
         return None
-    new, old = load_curves(measured)[0], load_curves(shipped_results)[0]
-    try:
-        return bd_rate(old.bpp, old.psnr, new.bpp, new.psnr)
-    except ValueError:
-        return None
+    return bd_against(shipped_results, load_curves(measured)[0])
 
 
 def finish(run: RunFolder, kodak: str, anchors: Path, repo: Path, threads: int = 2) -> str:
