@@ -27,14 +27,15 @@ KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
 
 def switch_reference_off() -> None:
     """Zero reference features in training, and no candidates in the exact search."""
-    from lccodec.models import reference as model_module
+    from lccodec.exact.reference_search import ExactSearch
+    from lccodec.latents.reference import ReferenceLatentCodec
 
-    model_module.ReferenceModel.reference_features = lambda self, y, lik: torch.zeros_like(y)
+    ReferenceLatentCodec.reference_features = lambda self, y, lik: torch.zeros_like(y)
 
     def no_match(self, pos, queries):
         return np.full(len(pos), -1, dtype=np.int64), np.zeros(len(pos), dtype=np.int64)
 
-    model_module.ExactSearch.find = no_match
+    ExactSearch.find = no_match
 
 
 def train(out: str, argv: list[str]) -> None:

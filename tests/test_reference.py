@@ -279,3 +279,26 @@ def test_hyperprior_with_gsdn_for_the_ablation():
     assert isinstance(with_gsdn.g_a[1], GSDN) and isinstance(with_gsdn.g_s[1], GSDN)
     assert type(plain.g_a[1]) is GDN
     assert "gsdn" not in ReferenceModel(**SMALL).config
+
+
+def test_the_ablation_benchmark_switches_the_reference_path_off(monkeypatch):
+    """benchmarks/reference_ablation.py patches names that exist: zero reference features in
+    training, no candidate in the exact search."""
+    import importlib.util
+    from pathlib import Path
+
+    from lccodec.latents.reference import ReferenceLatentCodec
+
+    for cls, name in ((ReferenceLatentCodec, "reference_features"), (ExactSearch, "find")):
+        monkeypatch.setattr(cls, name, getattr(cls, name))  # undone after the test
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "reference_ablation.py"
+    spec = importlib.util.spec_from_file_location("reference_ablation", path)
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    ablation.switch_reference_off()
+    torch.manual_seed(0)
+    model = ReferenceModel(**SMALL)
+    y = torch.randn(1, SMALL["M"], 6, 6)
+    assert not model.latent_codec.reference_features(y, torch.rand_like(y)).any()
+    best, s8 = ExactSearch(4, 4, Window(2, 2)).find(np.array([5]), np.ones((1, len(QUERY_TAPS) * EMBED), np.float32))
+    assert best.tolist() == [-1] and s8.tolist() == [0]

@@ -288,8 +288,14 @@ def warm_start(model: nn.Module, weights: str) -> str:
     if not Path(weights).is_file():
         raise LicError(f"--init: no weights file '{weights}'")
     if hasattr(model, "warm_start"):
-        model.warm_start(weights)
-        return f"{type(model).__name__}.warm_start"
+        copied = model.warm_start(weights)
+        if not isinstance(copied, list):
+            return f"{type(model).__name__}.warm_start"
+        # names like "h_s.2 (pruned)" stand for a layer fitted from a differently shaped one
+        fitted = tuple(c.split(" ")[0] + "." for c in copied if " " in c)
+        fresh = sorted({n.split(".")[0] for n in model.state_dict() if n not in copied and not n.startswith(fitted)})
+        return (f"{type(model).__name__}.warm_start: {len(copied)} tensors copied or fitted; "
+                f"fresh: {', '.join(fresh) or 'none'}")
     same = copy_matching(model, weights_state(weights))
     return f"{len(same)} of {len(model.state_dict())} tensors copied"
 

@@ -33,17 +33,27 @@ import click
 
 from ..errors import LicError
 
+#: The hyperprior's transforms, which the other models share (frozen by their recipes).
+TRANSFORMS = "g_a.,g_s.,g_a_linear.,g_s_linear.,gain.,inv_gain."
 #: What a fresh model of each name trains with (the project's measured choice; docs/training.md).
 #: "init": the weights file (in the repository) a fresh model warm starts from; "heads_only":
 #: every run of the model trains its entropy model alone on the frozen transforms (issue 13),
-#: "cache_analysis": on analyses computed once per image.
+#: "cache_analysis": on analyses computed once per image; "freeze": parameter-name prefixes
+#: left untrained (`lic train --freeze`), with the full loss.
 RECIPES: dict[str, dict] = {
     # lr 2e-4 from round 3 on: at 5e-4 the loss stayed flat from step ~6k to 23.5k (round 2)
     "hyperprior": {"config": {"linear_path": True}, "batch": 8, "crop": 256, "lr": 2e-4},
     "context": {"config": {"linear_path": True}, "batch": 16, "crop": 256, "lr": 5e-4,
                 "init": "weights/hyperprior.safetensors", "heads_only": True, "cache_analysis": True},
-    "reference": {"config": {"linear_path": True}, "batch": 16, "crop": 256, "lr": 5e-4,
+    # 320² crops (20×20 latents; 707 of the 716 training photos hold one): the search needs room
+    "reference": {"config": {"linear_path": True}, "batch": 16, "crop": 320, "lr": 5e-4,
                   "init": "weights/context.safetensors", "heads_only": True, "cache_analysis": True},
+    # the second hyper level on the frozen transforms (its aggregation into g_s stays zero)
+    "coarse2fine": {"config": {"linear_path": True}, "batch": 16, "crop": 256, "lr": 5e-4,
+                    "init": "weights/hyperprior.safetensors", "heads_only": True, "cache_analysis": True},
+    # y3, y2 come from analysis heads of their own: the full loss, the shared transforms frozen
+    "hierarchical": {"config": {"linear_path": True}, "batch": 8, "crop": 256, "lr": 5e-4,
+                     "init": "weights/hyperprior.safetensors", "freeze": TRANSFORMS},
 }
 DEFAULT_RECIPE = {"config": {}, "batch": 8, "crop": 256, "lr": 6e-4}
 
@@ -169,8 +179,9 @@ def train_argv(run: RunFolder, data: str, minutes: float, cooldown: float, repo:
                threads: int | None = None) -> tuple[list[str], str]:
     """The `lic train` command line of a round and where it starts from (for the log).
 
-    A heads-only round continues a local checkpoint or the shipped weights only while they hold
-    the transforms of the recipe's init file; a stale local checkpoint is moved to ck.stale."""
+    A round on frozen transforms (heads only, or a recipe's "freeze") continues a local checkpoint
+    or the shipped weights only while they hold the transforms of the recipe's init file; a stale
+    local checkpoint is moved to ck.stale."""
     recipe = RECIPES.get(run.model, DEFAULT_RECIPE)
     argv = [
         sys.executable, "-m", "lccodec.train", "--model", run.model, "--data", data,
@@ -183,10 +194,12 @@ def train_argv(run: RunFolder, data: str, minutes: float, cooldown: float, repo:
         argv += ["--threads", str(threads)]
     if recipe.get("heads_only"):
         argv += ["--heads-only"] + (["--cache-analysis"] if recipe.get("cache_analysis") else [])
+    if recipe.get("freeze"):
+        argv += ["--freeze", recipe["freeze"]]
     shipped = shipped_weights(run.model, repo)
     init = repo / recipe["init"] if recipe.get("init") else None
     # heads on frozen transforms: what continues must hold the init file's transforms
-    heads_on_init = recipe.get("heads_only") and init is not None and init.is_file()
+    heads_on_init = (recipe.get("heads_only") or recipe.get("freeze")) and init is not None and init.is_file()
     fresh_transforms = _transforms(run.model, init) if heads_on_init else None
     stale = ""
     if (run.checkpoint / "checkpoint.json").is_file():
