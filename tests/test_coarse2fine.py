@@ -80,7 +80,7 @@ def test_train_init_runs_the_coarse2fine_warm_start(tmp_path):
     import torch
 
     model, hyper, lines = warm_started_by_train_init(tmp_path, "coarse2fine", {"N": 16, "M": 24, "K": 8, "N2": 8, "A": 8})
-    assert "Coarse2FineModel.warm_start" in lines[0]
+    assert "Coarse2FineModel.warm_start" in lines[0] and "fresh: agg1, agg2, h_a2, h_s2, z_density" in lines[0]
     fp16 = lambda t: t.detach().half().float()  # noqa: E731
     for name in ("g_a.0.weight", "g_s.6.weight", "h_a.0.weight", "h_s.0.weight", "gain.log_gain"):
         assert torch.equal(model.state_dict()[name], fp16(hyper.state_dict()[name])), name

@@ -119,7 +119,7 @@ def test_symbol_counts_checked_before_decoding(hc, image):
 def test_train_init_runs_the_hierarchical_warm_start(tmp_path):
     """The warm start the model card describes: same-shaped tensors, h_s pruned to K channels."""
     model, hyper, lines = warm_started_by_train_init(tmp_path, "hierarchical", {"N": 16, "M": 24, "K": 8, "K3": 8, "K2": 8})
-    assert "HierarchicalModel.warm_start" in lines[0]
+    assert "HierarchicalModel.warm_start" in lines[0] and "fresh: c2, c3, c3_head, gain2, gain3, head2" in lines[0]
     fp16 = lambda t: t.detach().half().float()  # noqa: E731  (weights files hold fp16)
     for name in ("g_a.0.weight", "g_s.6.weight", "h_a.0.weight", "h_s.0.weight", "z_density.biases.0"):
         assert torch.equal(model.state_dict()[name], fp16(hyper.state_dict()[name])), name
