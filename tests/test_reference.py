@@ -156,6 +156,15 @@ def test_decode_is_exact_and_the_reference_path_is_used(codec, encoded, monkeypa
     assert header.model_id == 3 and Window.unpack(header.params) == codec.model.window
 
 
+def test_a_model_without_the_hyper_residual_round_trips(tmp_path_factory):
+    torch.manual_seed(1)
+    model = ReferenceModel(**SMALL, hyper_residual=False).eval()
+    for plain in small_codec(tmp_path_factory, model):
+        assert plain.model.config["hyper_residual"] is False
+        enc = plain.encode(photo_like(64, 96, seed=2), 4.0)
+        assert np.array_equal(plain.decode(enc.data), enc.reconstruction)
+
+
 def test_latents_identical_at_1_and_2_threads(codec, encoded):
     inputs = codec.latent_inputs(encoded.data)
     latents_at_1_and_2_threads(lambda: codec.model.decode_latents(
@@ -241,6 +250,42 @@ def test_warm_start_codes_like_the_hyperprior(monkeypatch):
     _, _, _, mean_int = encode_wavefront(y, latents.hyper.exact_h_s(z), latents.predictor(), latents.y.tables,
                                          EscapeWriter())
     assert torch.equal(mean_int.float() / 256, m_h)
+
+
+def test_a_warm_start_from_a_context_model_codes_exactly_like_it(tmp_path):
+    """Without the hyper residual, params_full takes the context model's entropy parameters
+    (zero weights on the reference features): the same bytes, means and scale indices."""
+    from lccodec.coding import EscapeWriter
+    from lccodec.errors import ModelError
+    from lccodec.exact.wavefront import encode_wavefront
+    from lccodec.models.context import ContextModel, init_from_hyperprior
+    from lccodec.models.hyperprior import HyperpriorModel
+    from lccodec.weights_io import load_weights
+
+    torch.manual_seed(0)
+    hyper = HyperpriorModel(**SMALL)
+    save_weights(tmp_path / "h.safetensors", hyper, hyper.build_tables(), {})
+    context = init_from_hyperprior(ContextModel(**SMALL), tmp_path / "h.safetensors")
+    with torch.no_grad():  # a context model whose context matters
+        for p in context.entropy_parameters.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        context.context_prediction.weight.mul_(4.0)
+    save_weights(tmp_path / "c.safetensors", context, context.build_tables(), {})
+    load_weights(tmp_path / "c.safetensors", context)  # the fp16 numbers the reference model gets
+    model = ReferenceModel(**SMALL, hyper_residual=False)
+    model.warm_start(tmp_path / "c.safetensors")
+    assert model.config["hyper_residual"] is False and "hyper_residual" not in ReferenceModel(**SMALL).config
+    z, y = torch.randint(-3, 4, (1, 32, 2, 3)), torch.randn(1, 48, 8, 12) * 3
+    coded = [encode_wavefront(y, m.latent_codec.hyper.exact_h_s(z), m.latent_codec.predictor(),
+                              m.latent_codec.y.tables, EscapeWriter()) for m in (context, model)]
+    assert coded[0][:2] == coded[1][:2] and all(torch.equal(a, b) for a, b in zip(coded[0][2:], coded[1][2:]))
+    torch.manual_seed(5)
+    theirs = context.latent_codec.likelihoods(y).likelihoods["y"]
+    torch.manual_seed(5)
+    ours = model.latent_codec.likelihoods(y).likelihoods["y"]
+    assert torch.allclose(theirs, ours, atol=1e-3)
+    with pytest.raises(ModelError, match="not a context model"):
+        ReferenceModel(**SMALL, hyper_residual=False).warm_start(tmp_path / "h.safetensors")
 
 
 def test_train_setup_warm_starts_and_freezes(tmp_path):

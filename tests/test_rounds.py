@@ -141,6 +141,7 @@ def test_a_fresh_reference_round_warm_starts_from_the_context_model(tmp_path):
     argv, origin = train_argv(run, "DATA", 170, 25, tmp_path)
     assert "--heads-only" in argv and "--cache-analysis" in argv
     assert argv[argv.index("--init") + 1].endswith("weights/context.safetensors")
+    assert "hyper_residual=false" in argv  # the context model's entropy parameters, exactly
 
 
 def test_a_fresh_hierarchical_round_trains_its_own_layers_on_the_frozen_transforms(tmp_path):

@@ -8,11 +8,13 @@
     best decoded match b of the 4-neighbour query (exact cosine search,                  │
     lccodec.exact.reference_search): S·U(b)·transfer(ŷ around b) ─► ref (M) ─► params_ref ─► μ₂, σ₂ (training)
                                        ▼                                                ▼
-    r = round(y − μ₃) in wavefront order ◄── hyper + params_full([ctx, ref, hyper]) ─► μ₃, σ₃
+    r = round(y − μ₃) in wavefront order ◄── [hyper +] params_full([ctx, ref, hyper]) ─► μ₃, σ₃
     ŷ = r + μ₃
 
 params_full predicts a correction of the hyperprior's (μ, σ) (a residual connection, so a warm
-start from a hyperprior codes like it and trains stably). The progressive entropy model trains
+start from a hyperprior codes like it and trains stably), or, with ``hyper_residual=False``,
+(μ, σ) itself, as the context model's entropy parameters do (so a warm start from a context model
+codes exactly like it). The progressive entropy model trains
 three predictions, context → +reference → +hyperprior, weighted by the model's rate weights;
 only the last one codes bits. Everything that decides a probability is integer arithmetic
 (:class:`ReferencePredictor`). The search window is the header's params (4 bytes).
@@ -53,7 +55,8 @@ def params_net(widths: tuple[int, ...]) -> nn.Sequential:
 class ReferenceNetworks:
     """The networks of the reference path (registered on the model under these names)."""
 
-    def __init__(self, M: int) -> None:
+    def __init__(self, M: int, hyper_residual: bool = True) -> None:
+        self.hyper_residual = hyper_residual  # params_full corrects the hyperprior's (μ, σ)
         self.context_prediction = context_convolution(M)
         self.embed = nn.Conv2d(M, EMBED, 1)
         self.transfer = TapConv(M, M, RELEVANT_TAPS, 3)
@@ -78,6 +81,7 @@ class ReferencePredictor:
         )
         self.params_ctx = exact_stack(nets.params_ctx)
         self.params_full = exact_stack(nets.params_full)
+        self.hyper_residual = nets.hyper_residual
         self.confidence = confidence_table
         self.gaussian = gaussian_bounds  # GaussianTables: the context-only scale index of U
         self.window = window
@@ -124,7 +128,9 @@ class ReferenceStepper:
         index_ctx = ex.gaussian.index(out_ctx[:, m:]).reshape(len(pos), m)
         self._pending = (out_ctx[:, :m], index_ctx, queries)
         out = run_stack(ex.params_full, np.concatenate([ctx, ref], axis=1), self.hyper_acc[pos])
-        out = np.clip(out + self.hyper[pos], -LIMIT, LIMIT)  # a correction of the hyperprior's (μ, σ)
+        if ex.hyper_residual:  # a correction of the hyperprior's (μ, σ)
+            out = out + self.hyper[pos]
+        out = np.clip(out, -LIMIT, LIMIT)
         return out[:, :m], out[:, m:]
 
     def commit(self, pos: np.ndarray, padded: np.ndarray, rows: np.ndarray) -> None:
@@ -206,7 +212,8 @@ class ReferenceLatentCodec(WavefrontLatentCodec):
         lik_ctx, _ = lik(nets.params_ctx(ctx))
         ref = self.reference_features(y_noisy, lik_ctx)
         lik_ref, _ = lik(nets.params_ref(torch.cat([ctx, ref], dim=1)))
-        lik_full, mean = lik(hyper + nets.params_full(torch.cat([ctx, ref, hyper], dim=1)))
+        full = nets.params_full(torch.cat([ctx, ref, hyper], dim=1))
+        lik_full, mean = lik(hyper + full if nets.hyper_residual else full)
         w_ctx, w_ref, w_full = self.rate_weights
         return LatentLikelihoods(
             {"y": lik_full, "z": z_lik}, {"y": ste_round(y - mean) + mean},

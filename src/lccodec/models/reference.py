@@ -39,11 +39,14 @@ class ReferenceModel(HyperpriorBase, model="reference"):
         lambdas: tuple[float, ...] = LAMBDAS,
         window: tuple[int, int] = (DEFAULT_WINDOW.rows, DEFAULT_WINDOW.cols),
         linear_path: bool = False,
+        hyper_residual: bool = True,
     ) -> None:
         super().__init__(N, M, lambdas, gsdn=True, linear_path=linear_path)
         del self.config["gsdn"]  # always GSDN here
         self.config["window"] = list(window)
-        nets = ReferenceNetworks(M)
+        if not hyper_residual:  # recorded only when off: older files have the residual
+            self.config["hyper_residual"] = False
+        nets = ReferenceNetworks(M, hyper_residual)
         self.context_prediction, self.embed, self.transfer = nets.context_prediction, nets.embed, nets.transfer
         self.params_ctx, self.params_ref, self.params_full = nets.params_ctx, nets.params_ref, nets.params_full
         self.latent_codec = ReferenceLatentCodec(
@@ -69,8 +72,12 @@ class ReferenceModel(HyperpriorBase, model="reference"):
         self.latent_codec.rate_weights = RATE_WEIGHTS_EARLY if fraction < SWITCH_AT else RATE_WEIGHTS_LATE
 
     def warm_start(self, weights: str | Path) -> None:
-        """Initialise from a hyperprior or context weights file (:func:`init_from_hyperprior`)."""
-        init_from_hyperprior(self, weights)
+        """Initialise from a hyperprior or context weights file (:func:`init_from_hyperprior`,
+        :func:`init_from_context`)."""
+        if self.latent_codec.nets.hyper_residual:
+            init_from_hyperprior(self, weights)
+        else:
+            init_from_context(self, weights)
 
 
 @torch.no_grad()
@@ -93,5 +100,38 @@ def init_from_hyperprior(model: ReferenceModel, weights: str | Path) -> Referenc
     last = model.params_full[-1]
     last.weight.zero_()  # no correction yet: (μ, σ) are the hyperprior's
     last.bias.zero_()
+    model.build_tables()
+    return model
+
+
+@torch.no_grad()
+def init_from_context(model: ReferenceModel, weights: str | Path) -> ReferenceModel:
+    """Warm start a model without the hyper residual from a context weights file, exactly.
+
+    params_full has the context model's entropy-parameter widths with M more inputs (the
+    reference features) in its first layer: it takes the context model's three layers, with zero
+    weights on the reference inputs, so the fresh model codes exactly like the context model, and
+    training then learns to use the reference. Everything else is copied as in
+    :func:`init_from_hyperprior`; params_ctx, params_ref, embed and transfer start fresh.
+    """
+    from ..errors import ModelError
+    from ..weights_io import copy_matching, weights_state
+
+    theirs = weights_state(weights)
+    layers = [k for k in ("entropy_parameters.0.weight", "entropy_parameters.2.weight",
+                          "entropy_parameters.4.weight") if k in theirs]
+    if len(layers) != 3:
+        raise ModelError(f"'{weights}' is not a context model's weights: a reference model without the "
+                         "hyper residual warm starts from one")
+    M = model.config["M"]
+    first = theirs["entropy_parameters.0.weight"]  # [ctx (2M), hyper (2M)] → 10M/3
+    mapped = {
+        "params_full.0.weight": torch.cat([first[:, : 2 * M], first.new_zeros(first.shape[0], M, 1, 1),
+                                           first[:, 2 * M :]], dim=1),
+        **{f"params_full.{i}.{kind}": theirs[f"entropy_parameters.{i}.{kind}"]
+           for i in (0, 2, 4) for kind in ("weight", "bias") if (i, kind) != (0, "weight")},
+    }
+    init_from_hyperprior(model, weights)  # transforms, hyper, context taps; then the mapped layers
+    copy_matching(model, {}, {k: v.to(model.state_dict()[k].dtype) for k, v in mapped.items()})
     model.build_tables()
     return model

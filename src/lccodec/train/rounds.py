@@ -39,15 +39,18 @@ TRANSFORMS = "g_a.,g_s.,g_a_linear.,g_s_linear.,gain.,inv_gain."
 #: "init": the weights file (in the repository) a fresh model warm starts from; "heads_only":
 #: every run of the model trains its entropy model alone on the frozen transforms (issue 13),
 #: "cache_analysis": on analyses computed once per image; "freeze": parameter-name prefixes
-#: left untrained (`lic train --freeze`), with the full loss.
+#: left untrained (`lic train --freeze`), with the full loss; "init_config": the config the init
+#: file must hold (default: "config").
 RECIPES: dict[str, dict] = {
     # lr 2e-4 from round 3 on: at 5e-4 the loss stayed flat from step ~6k to 23.5k (round 2)
     "hyperprior": {"config": {"linear_path": True}, "batch": 8, "crop": 256, "lr": 2e-4},
     "context": {"config": {"linear_path": True}, "batch": 16, "crop": 256, "lr": 5e-4,
                 "init": "weights/hyperprior.safetensors", "heads_only": True, "cache_analysis": True},
-    # 320² crops (20×20 latents; 707 of the 716 training photos hold one): the search needs room
-    "reference": {"config": {"linear_path": True}, "batch": 16, "crop": 320, "lr": 5e-4,
-                  "init": "weights/context.safetensors", "heads_only": True, "cache_analysis": True},
+    # 320² crops (20×20 latents; 707 of the 716 training photos hold one): the search needs room;
+    # no hyper residual, so the fresh model takes the context model's entropy parameters exactly
+    "reference": {"config": {"linear_path": True, "hyper_residual": False}, "batch": 16, "crop": 320,
+                  "lr": 5e-4, "init": "weights/context.safetensors", "init_config": {"linear_path": True},
+                  "heads_only": True, "cache_analysis": True},
     # the second hyper level on the frozen transforms (its aggregation into g_s stays zero)
     "coarse2fine": {"config": {"linear_path": True}, "batch": 16, "crop": 256, "lr": 5e-4,
                     "init": "weights/hyperprior.safetensors", "heads_only": True, "cache_analysis": True},
@@ -217,9 +220,10 @@ def train_argv(run: RunFolder, data: str, minutes: float, cooldown: float, repo:
     for key, value in recipe["config"].items():
         argv += ["--config", f"{key}={json.dumps(value)}"]
     if init is not None:
-        if not _trained_with_recipe(init, {"config": recipe["config"]}):
+        init_config = recipe.get("init_config", recipe["config"])
+        if not _trained_with_recipe(init, {"config": init_config}):
             raise LicError(f"a fresh {run.model} warm starts from {init}, which is missing or not trained "
-                           f"with {recipe['config']}")
+                           f"with {init_config}")
         return argv + ["--init", str(init)], f"a fresh model warm started from {init}{stale}"
     return argv, "a fresh model"
 
