@@ -52,9 +52,9 @@ RELEASES: tuple[Release, ...] = (
     Release("hierarchical", "6a087262", "fb09fa265d6c9ad466f943ceedab3675660ddf5023ad7f98eb485188a37cff61", "0.1.0", "6e93906", "2026-11-23"),
     Release("coarse2fine", "43081eae", "690b3cae9cc9da5ea15b4b6054ca937f6d9851de3551bb478dc77ab8690848f7", "0.1.0", "6e93906", "2026-11-23"),
     Release("reference", "bd9edca9", "59b30a4ec5e58a7d98d22540d6cdb2f7f1de2d8397dc6e40727173551c3f4d72", "0.1.0", "069612f", "2026-11-23"),
-    Release("hyperprior", "89cc621d", "89cc621d6e380174edf9352bbdeff0d06afbf129cbd1db16373e3ef9a7faa3fb", "0.1.0", None, "2026-12-03"),
-    Release("context", "56de7056", "56de7056a9dce5e787d084b7494c15757cbadc4cd64f84f8b937a08b8e915efc", "0.1.0", None, "2026-12-03"),
-    Release("context", "a0f59810", "a0f59810f68b5fc6e16e8253d2a1b63483ec9634132891fdaf881260960cc6a1", "0.1.0", None, "2026-12-03"),
+    Release("hyperprior", "89cc621d", "89cc621d6e380174edf9352bbdeff0d06afbf129cbd1db16373e3ef9a7faa3fb", "0.1.0", "5869a73", "2026-12-03"),
+    Release("context", "56de7056", "56de7056a9dce5e787d084b7494c15757cbadc4cd64f84f8b937a08b8e915efc", "0.1.0", "5620c8b", "2026-12-03"),
+    Release("context", "a0f59810", "a0f59810f68b5fc6e16e8253d2a1b63483ec9634132891fdaf881260960cc6a1", "0.1.0", "c867573", "2026-12-03"),
     Release("reference", "6352155e", "6352155e1ce786a4ab76262e1efaa9d33d2bb0038daa748afaa9f54e6b125433", "0.1.0", None, "2026-12-03"),
 )  # new rows go above this line
 
