@@ -80,6 +80,21 @@ def test_bd_of_shifted_curves():
     assert bd_rate(RATE, PSNR, RATE, better) < 0
 
 
+def test_bd_rate_above_a_rate_integrates_only_there():
+    """A test codec 20 % cheaper above 0.4 bpp and equal below: the whole-range BD-rate mixes
+    both, the one above 0.4 bpp is about −20 %."""
+    split = [r * (0.8 if r > 0.4 else 1.0) for r in RATE]
+    dense_rate = [0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.2, 1.6]
+    dense_psnr = [28.0, 30.5, 32.0, 33.0, 34.5, 35.5, 37.0, 38.0]
+    cheaper = [r * (0.8 if r >= 0.6 else 1.0) for r in dense_rate]
+    whole = bd_rate(dense_rate, dense_psnr, cheaper, dense_psnr)
+    above = bd_rate(dense_rate, dense_psnr, cheaper, dense_psnr, min_rate=0.8)
+    assert -20.0 < whole < -5.0 and above == pytest.approx(-20.0, abs=1.5)
+    assert bd_rate(RATE, PSNR, split, PSNR, min_rate=0.1) == pytest.approx(bd_rate(RATE, PSNR, split, PSNR))
+    with pytest.raises(ValueError, match="above 5"):
+        bd_rate(RATE, PSNR, RATE, PSNR, min_rate=5.0)
+
+
 def test_bd_needs_four_points_and_overlap():
     with pytest.raises(ValueError, match="at least 4"):
         bd_rate(RATE[:3], PSNR[:3], RATE, PSNR)

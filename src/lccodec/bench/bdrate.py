@@ -45,12 +45,27 @@ def _overlap(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def _quality_at(log_rate: np.ndarray, dist: np.ndarray, rate: float) -> float:
+    """The curve's quality at `rate`, interpolated between its points (ends held)."""
+    order = np.argsort(log_rate)
+    return float(np.interp(np.log(rate), log_rate[order], dist[order]))
+
+
 def bd_rate(anchor_rate: Sequence[float], anchor_dist: Sequence[float],
-            test_rate: Sequence[float], test_dist: Sequence[float]) -> float:
-    """Average rate difference of test vs anchor in percent at equal quality (cubic fit)."""
+            test_rate: Sequence[float], test_dist: Sequence[float], min_rate: float | None = None) -> float:
+    """Average rate difference of test vs anchor in percent at equal quality (cubic fit).
+
+    `min_rate` keeps the part of the overlap where both curves spend at least that rate (for
+    example the points above 1 bpp): the fits stay those of all points, the integration starts
+    at the higher of the two curves' qualities at `min_rate`.
+    """
     la, da = _clean(anchor_rate, anchor_dist)
     lt, dt = _clean(test_rate, test_dist)
     lo, hi = _overlap(da, dt)
+    if min_rate is not None:
+        lo = max(lo, _quality_at(la, da, min_rate), _quality_at(lt, dt, min_rate))
+        if not hi > lo:
+            raise ValueError(f"the two curves do not overlap above {min_rate:g}")
     diff = _mean_over(np.polyfit(dt, lt, 3), lo, hi) - _mean_over(np.polyfit(da, la, 3), lo, hi)
     return float((np.exp(diff) - 1.0) * 100.0)
 
