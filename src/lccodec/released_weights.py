@@ -56,8 +56,8 @@ RELEASES: tuple[Release, ...] = (
     Release("context", "56de7056", "56de7056a9dce5e787d084b7494c15757cbadc4cd64f84f8b937a08b8e915efc", "0.1.0", "5620c8b", "2026-12-03"),
     Release("context", "a0f59810", "a0f59810f68b5fc6e16e8253d2a1b63483ec9634132891fdaf881260960cc6a1", "0.1.0", "c867573", "2026-12-03"),
     Release("reference", "6352155e", "6352155e1ce786a4ab76262e1efaa9d33d2bb0038daa748afaa9f54e6b125433", "0.1.0", "9916a27", "2026-12-03"),
-    Release("hierarchical", "2c057013", "2c057013a4a824b2b18edc423e8c371e9cf101e9f145f9d452d8c98b07e19c44", "0.1.0", None, "2026-12-06"),
-    Release("coarse2fine", "2ccabf79", "2ccabf79b57b44e4ff04eeb73e1c0d89e0ed8104dd1a6ccbc857d7984588f972", "0.1.0", None, "2026-12-06"),
+    Release("hierarchical", "2c057013", "2c057013a4a824b2b18edc423e8c371e9cf101e9f145f9d452d8c98b07e19c44", "0.1.0", "63519b4", "2026-12-06"),
+    Release("coarse2fine", "2ccabf79", "2ccabf79b57b44e4ff04eeb73e1c0d89e0ed8104dd1a6ccbc857d7984588f972", "0.1.0", "63519b4", "2026-12-06"),
 )  # new rows go above this line
 
 
