@@ -7,7 +7,7 @@ weights file, the reference on or off (off: the search finds no candidate, in en
 decoder alike), checks decode == encoder reconstruction, and prints mean bpp / PSNR per quality.
 
     python benchmarks/reference_ablation.py train --out /tmp/noref.safetensors -- --data DIR --steps 700 ...
-    python benchmarks/reference_ablation.py evaluate WEIGHTS [--off] [--images 24] [--quality 1,4,8]
+    python benchmarks/reference_ablation.py evaluate WEIGHTS [--off] [--images 24] [--quality 1,4,8] [--threads 2]
 """
 from __future__ import annotations
 
@@ -93,8 +93,9 @@ def main() -> None:
     e.add_argument("--images", type=int, default=24)
     e.add_argument("--quality", default="1,4,8")
     e.add_argument("--json")
+    e.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(getattr(args, "threads", 2))
     if args.cmd == "train":
         train(args.out, [a for a in args.rest if a != "--"])
     else:

@@ -333,8 +333,11 @@ def test_the_analysis_cache_holds_whole_image_analyses_and_crops_them(data_dir):
     x = images[0][:, :h, :w].unsqueeze(0).float() / 255.0
     assert torch.allclose(cache.latents[0].float(), model.analyze(x)[0], atol=0.05)  # bf16
     assert torch.allclose(cache.latents[1].float(), model.analyze(x.flip(3))[0], atol=0.05)  # mirrored
-    plain = AnalysisCache.build(model.analyze, images, 64, seed=1, mirror=False)
+    plain = AnalysisCache.build(model.analyze, images, 64, seed=1, views=1)
     assert len(cache.latents) == 2 * len(plain.latents)
+    four = AnalysisCache.build(model.analyze, images, 64, seed=1, views=4)
+    assert len(four.latents) == 4 * len(plain.latents)
+    assert torch.allclose(four.latents[2].float(), model.analyze(x.flip(2))[0], atol=0.05)  # upside down
     a, b = cache.batch(7, 3, 4), cache.batch(7, 3, 4)
     assert a.shape == (3, TINY["M"], 4, 4) and a.dtype == torch.float32 and torch.equal(a, b)
     assert not torch.equal(a, cache.batch(8, 3, 4))

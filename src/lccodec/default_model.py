@@ -7,7 +7,7 @@ bitstreams, `benchmarks/results/kodak-*.json`). `lic models` marks it and prints
 """
 from __future__ import annotations
 
-DEFAULT_MODEL = "context"
+DEFAULT_MODEL = "reference"
 REASON = ("best Kodak RD of the models that decode 768x512 in <= 1 s on 2 CPU threads: BD-rate "
-          "-15.0 % against the hyperprior, decode 0.56 s (hyperprior 0.26 s; benchmarks/decode_speed.py), "
-          "2026-12-03; docs/results.md")
+          "-3.6 % against the context model, -18.1 % against the hyperprior; decode 0.71 s (context 0.48 s, "
+          "hyperprior 0.26 s; benchmarks/decode_speed.py), 2026-12-06; docs/results.md")

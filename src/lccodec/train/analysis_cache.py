@@ -7,10 +7,12 @@ codec does, so it is the analysis a whole image gets at encode time) and samples
 it; a step then runs the entropy model alone.
 
 Augmentation: each image is analysed at the scales of `CACHE_SCALES` (a downscaled copy, as
-the pixel sampler's 0.6–1.0 rescale does), and as itself and mirrored left to right
-(`CACHE_MIRROR`: the image is flipped before the analysis, since a flipped latent is not the
-latent of the flipped image). The entropy model over-fits a small cache: a context model's
-24k heads-only steps on the unmirrored cache coded Kodak worse than its first 1.3k. Crops are
+the pixel sampler's 0.6–1.0 rescale does), and in `CACHE_VIEWS` views: itself, mirrored left to
+right, and (4 views) also upside down, and both (the image is flipped before the analysis, since
+a flipped latent is not the latent of the flipped image). The entropy model over-fits a small
+cache: a context model's 24k heads-only steps on the unmirrored cache coded Kodak worse than its
+first 1.3k. (At 320² crops the 0.7 copy of most training photos is too small, so there 4 views
+are the way to a larger cache.) Crops are
 `crop / 16` latents square, at any latent position.
 """
 from __future__ import annotations
@@ -24,7 +26,9 @@ import torch.nn.functional as F
 from ..errors import LicError
 
 CACHE_SCALES = (1.0, 0.7)
-CACHE_MIRROR = True
+CACHE_VIEWS = 2
+#: the flips (dims of a (1, 3, H, W) image) of each view, by number of views
+VIEWS = {1: ((),), 2: ((), (3,)), 4: ((), (3,), (2,), (2, 3))}
 LATENT_STRIDE = 16
 
 
@@ -40,10 +44,12 @@ class AnalysisCache:
     @classmethod
     def build(cls, analyze: Callable[[torch.Tensor], torch.Tensor], images: list[torch.Tensor],
               min_side: int, seed: int = 0, scales: tuple[float, ...] = CACHE_SCALES,
-              mirror: bool = CACHE_MIRROR) -> AnalysisCache:
+              views: int = CACHE_VIEWS) -> AnalysisCache:
         """Analyse each uint8 (3, H, W) image at each scale whose result holds a crop of
-        `min_side` pixels (images are cut to a multiple of 16 first), and (`mirror`) its mirror
-        image at the same scales."""
+        `min_side` pixels (images are cut to a multiple of 16 first), in `views` views (1: as it is;
+        2: also its mirror image; 4: also upside down, and both)."""
+        if views not in VIEWS:
+            raise LicError(f"the analysis cache takes 1, 2 or 4 views, not {views}")
         latents = []
         with torch.no_grad():
             for img in images:
@@ -55,8 +61,8 @@ class AnalysisCache:
                     xs = x if scale == 1.0 else F.interpolate(x, scale_factor=scale, mode="bilinear",
                                                              antialias=True, align_corners=False)
                     xs = xs[:, :, :h, :w].clamp(0.0, 1.0)
-                    for view in (xs, xs.flip(3)) if mirror else (xs,):
-                        view = view.contiguous(memory_format=torch.channels_last)
+                    for dims in VIEWS[views]:
+                        view = (xs.flip(dims) if dims else xs).contiguous(memory_format=torch.channels_last)
                         latents.append(analyze(view)[0].to(torch.bfloat16).contiguous())
         if not latents:
             raise LicError(f"no training image holds a crop of {min_side} pixels")

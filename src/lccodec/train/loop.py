@@ -80,6 +80,7 @@ class TrainConfig:
     freeze: list[str] | None = None  # parameter-name prefixes left untrained
     heads_only: bool = False  # train the entropy model alone, rate only, on the frozen transforms
     cache_analysis: bool = False  # heads-only: analyse every image once, sample latent crops
+    cache_views: int = 2  # the analysis cache's views of each image (1, 2 or 4; analysis_cache)
     schedule: str = "cosine"  # or "constant": warm-up, constant lr, a cool-down at the run's end
     cooldown_minutes: float = 0.0  # "constant": the last minutes of --minutes, decaying the lr
     cooldown_steps: int | None = None  # "constant": the cool-down in steps (else from the minutes)
@@ -417,7 +418,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
     cache = None
     if config.cache_analysis:
         t0 = time.perf_counter()
-        cache = AnalysisCache.build(model.analyze, images, config.crop, config.seed)
+        cache = AnalysisCache.build(model.analyze, images, config.crop, config.seed, views=config.cache_views)
         log(f"analysis cache: {len(cache.latents)} analyses, {cache.nbytes / 2**20:.0f} MiB, "
             f"{time.perf_counter() - t0:.0f} s")
         del images, sampler
