@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import LicError
-from .analysis_cache import AnalysisCache
+from .analysis_cache import CACHE_VIEWS, AnalysisCache
 from .checkpoint import load_checkpoint, read_index, save_checkpoint
 from .data import CropSampler, CropSpec, image_files, load_images
 
@@ -80,7 +80,7 @@ class TrainConfig:
     freeze: list[str] | None = None  # parameter-name prefixes left untrained
     heads_only: bool = False  # train the entropy model alone, rate only, on the frozen transforms
     cache_analysis: bool = False  # heads-only: analyse every image once, sample latent crops
-    cache_views: int = 2  # the analysis cache's views of each image (1, 2 or 4; analysis_cache)
+    cache_views: int = CACHE_VIEWS  # the analysis cache's views of each image (1, 2 or 4)
     schedule: str = "cosine"  # or "constant": warm-up, constant lr, a cool-down at the run's end
     cooldown_minutes: float = 0.0  # "constant": the last minutes of --minutes, decaying the lr
     cooldown_steps: int | None = None  # "constant": the cool-down in steps (else from the minutes)
