@@ -50,12 +50,13 @@ def evaluate(weights: str, off: bool, images: int, qualities: list[float]) -> di
     from lccodec.imageio import load_image
     from lccodec.models import model_by_name
     from lccodec.models.registry import MODELS, weights_path
+    from lccodec.weights_parts import merge
 
     if off:
         switch_reference_off()
     folder = tempfile.mkdtemp()
     try:
-        shutil.copy(weights, Path(folder) / "reference.safetensors")
+        merge(Path(weights), Path(folder) / "reference.safetensors")  # standalone, wherever its part is
         for name in MODELS:  # the codec needs only the reference weights
             if name != "reference":
                 try:

@@ -74,7 +74,8 @@ prepare)
     else
         cp -u "$DATA_SRC"/* "$LOCAL/train/"
     fi
-    [ -n "${INIT:-}" ] && cp "$INIT" "$LOCAL/init.safetensors"
+    # merged: a shipped file may leave its transforms to a part beside it (lccodec.weights_parts)
+    [ -n "${INIT:-}" ] && PYTHONPATH=src "$PY" -m lccodec.weights_parts merge "$INIT" "$LOCAL/init.safetensors"
     for f in weights/*.safetensors; do [ -e "$f" ] && mv "$f" "$ASIDE/"; done
     check_size
     [ -f "$LOCAL/ckpt/checkpoint.json" ] && echo "next chunk resumes $LOCAL/ckpt" || echo "next chunk starts a fresh run"

@@ -392,3 +392,38 @@ def test_checkpoint_of_the_older_context_layout_resumes_at_its_taps(tmp_path):
     assert not index["optimizer_loaded"]
     assert torch.equal(new.context_prediction.weight, taps_of_full_kernel(full.weight.detach()))
     assert torch.equal(new.context_prediction.bias, full.bias.detach())
+
+
+@pytest.mark.parametrize("model", ["context", "reference"])
+def test_rounded_context_input_feeds_the_decoders_latents(model):
+    """--context-input rounded: the context sees round(y − μ) + μ (μ from a noisy first pass),
+    gradients still reach y, and the coded rate stays the noisy y's."""
+    torch.manual_seed(0)
+    net = build_model(model_by_name(model), TINY)
+    codec = net.latent_codec
+    seen: list[torch.Tensor] = []
+    conv = codec.nets.context_prediction if model == "reference" else codec.context_prediction
+    conv.register_forward_hook(lambda _m, args, _out: seen.append(args[0].detach()))
+    y = (torch.randn(2, TINY["M"], 8, 8) * 3).requires_grad_()
+    codec.likelihoods(y)
+    assert len(seen) == 1 and not torch.equal(seen[0], torch.round(seen[0]))  # noise: one pass
+    codec.context_input = "rounded"
+    seen.clear()
+    out = codec.likelihoods(y)
+    assert len(seen) == 2  # the noisy pass for μ, then the pass on ŷ
+    assert (seen[1] - y.detach()).abs().max() <= 0.5 and not torch.equal(seen[1], seen[0])
+    mean = torch.randn_like(y) * 2
+    y_hat = codec.context_view(y, y + 0.3, lambda v: mean)
+    assert torch.allclose(y_hat, torch.round(y - mean) + mean)
+    out.likelihoods["y"].log().sum().backward()
+    assert y.grad is not None and float(y.grad.abs().sum()) > 0
+
+
+def test_context_input_is_refused_where_there_is_no_context(data_dir):
+    from lccodec.errors import LicError
+
+    with pytest.raises(LicError, match="hyperprior has no context"):
+        train(tiny_config(data_dir, model="hyperprior", steps=1, context_input="rounded"), log=quiet)
+    result = train(tiny_config(data_dir, model="context", steps=2, heads_only=True, context_input="rounded"),
+                   log=quiet)
+    assert result.model.latent_codec.context_input == "rounded" and np.isfinite(result.history[-1]["loss"])

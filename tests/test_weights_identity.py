@@ -191,15 +191,20 @@ def test_a_released_legacy_file_is_checked_against_its_recorded_sha256(files, tm
 
 # ------------------------------------------------------------------------- release table
 def test_every_shipped_weights_file_is_in_the_release_table():
-    shipped = sorted((ROOT / "weights").glob("*.safetensors"))
+    from lccodec.weights_io import SHARED_FIELD
+    from lccodec.weights_parts import model_files
+
+    shipped = model_files(ROOT / "weights")  # the part files are checked through the files naming them
     assert shipped
     for path in shipped:
         identity = identify(path)  # verifies the file, against the table's SHA-256 for a legacy one
-        release = find_release(read_metadata(path)["model"], identity.hex)
+        meta = read_metadata(path)
+        release = find_release(meta["model"], identity.hex)
         assert release is not None, (
             f"{path.name} (weights_id {identity.hex}) is not in src/lccodec/released_weights.py: "
             f"run `python -m lccodec.train.rounds release weights/{path.name}` (docs/weights.md)")
         assert release.sha256 == identity.sha256
+        assert release.shared in (None, meta.get(SHARED_FIELD))  # rows before the split name no part
 
 
 def test_the_shipped_weights_fit_the_80_mb_budget():

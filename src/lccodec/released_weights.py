@@ -5,7 +5,8 @@ decoder say which release shipped those weights and how to get them back
 (``git show COMMIT:weights/MODEL.safetensors``), and lets :mod:`lccodec.weights_io` verify a
 released file without a stored SHA-256 against the SHA-256 recorded here.
 
-``sha256`` is :func:`lccodec.weights_io.weights_sha256` of the file (tensors and metadata).
+``sha256`` is :func:`lccodec.weights_io.weights_sha256` of the file (tensors and metadata, with
+those of the part file it shares, ``shared``, if any).
 ``commit`` is the commit that added the file to ``weights/``; ``None`` means "the commit that adds
 this row" (commit the weights and their row together). A new release is one row, added by
 ``python -m lccodec.train.rounds release weights/MODEL.safetensors`` (``make train-stop`` does it).
@@ -28,6 +29,7 @@ class Release:
     version: str  # the lic version that shipped it
     commit: str | None  # the git commit that added it to weights/ (None: the one adding this row)
     date: str
+    shared: str | None = None  # the part file it names (weights_io: "Shared parts"), in the same commit
 
     @property
     def local_name(self) -> str:
@@ -36,7 +38,10 @@ class Release:
     def how_to_get(self) -> str:
         """The shell command that writes this weights file from a clone of the lic repository."""
         commit = self.commit or f"$(git log -1 --format=%h -S{self.weights_id} -- {TABLE_PATH})"
-        return f"git show {commit}:weights/{self.model}.safetensors > {self.local_name}"
+        command = f"git show {commit}:weights/{self.model}.safetensors > {self.local_name}"
+        if self.shared:  # the part goes beside it, under its own name
+            command += f" && git show {commit}:weights/{self.shared} > {self.shared}"
+        return command
 
     def describe(self) -> str:
         """'lic 0.1.0, commit 122a72e' (where the release came from; no commit while the row
@@ -71,4 +76,5 @@ def find_release(model: str | None, weights_id: int | str) -> Release | None:
 def release_row(release: Release) -> str:
     """The source line of `release` in :data:`RELEASES`."""
     fields = (release.model, release.weights_id, release.sha256, release.version, release.commit, release.date)
-    return "    Release(" + ", ".join("None" if f is None else f'"{f}"' for f in fields) + "),"
+    shared = () if release.shared is None else (release.shared,)
+    return "    Release(" + ", ".join("None" if f is None else f'"{f}"' for f in (*fields, *shared)) + "),"

@@ -11,14 +11,22 @@ first 8 hex digits). Older (``legacy``) files have no ``weights_sha256``: their 
 the CRC32 of the tensors only (:func:`tensors_crc32`) and stays their id, so the .lic files made
 with them keep decoding. Loading verifies whichever the file has, and a
 legacy file that lic released (:mod:`lccodec.released_weights`) against its recorded SHA-256 too.
+
+Shared parts. A file may leave tensors out and name, in its metadata field ``shared``, the part
+file beside it that holds them (``transforms-<id>.safetensors``: the transforms several models use
+unchanged, stored once; :mod:`lccodec.weights_parts` writes them). Reading such a file reads both;
+the part is verified by its own SHA-256, and the identity is that of the whole, as if one file
+held every tensor (``shared`` is not hashed), so splitting a file keeps its weights_id.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,7 +38,10 @@ from .errors import ModelError
 from .released_weights import find_release
 
 TABLE_PREFIX = "tables."
-ID_FIELDS = ("weights_id", "weights_sha256")  # the metadata the SHA-256 does not cover
+SHARED_FIELD = "shared"  # the metadata naming the part file that holds the rest of the tensors
+PART_FIELD = "part"  # a part file's metadata: what it holds ("transforms")
+ID_FIELDS = ("weights_id", "weights_sha256", SHARED_FIELD)  # the metadata the SHA-256 does not cover
+PART_NAME = re.compile(r"transforms-[0-9a-f]{8}\.safetensors")
 JSON_FIELDS = ("config", "manifest")
 
 
@@ -105,14 +116,54 @@ def save_weights(
     return WeightsIdentity(int(sha[:8], 16), sha, legacy=False)
 
 
-def _open(path: str | os.PathLike, tensors: bool) -> tuple[dict[str, str], dict[str, np.ndarray]]:
-    """(raw string metadata, every tensor if `tensors`) of a safetensors file."""
+def _read_file(path: str | os.PathLike, tensors: bool) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """(raw string metadata, every tensor if `tensors`) of one safetensors file."""
     try:
         with safe_open(str(path), framework="numpy") as f:
             meta = dict(f.metadata() or {})
             arrays = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
     except Exception as exc:  # safetensors raises its own error types, OSError and others
         raise ModelError(f"cannot read weights '{path}': {exc}") from None
+    return meta, arrays
+
+
+def read_part(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The tensors of a part file, verified by its own SHA-256."""
+    raw, arrays = _read_file(path, tensors=True)
+    sha = weights_sha256(arrays, raw)
+    if raw.get(PART_FIELD) is None or raw.get("weights_sha256") != sha or raw.get("weights_id") != sha[:8]:
+        raise ModelError(f"weights part '{path}' is corrupt or was modified (SHA-256 mismatch)")
+    return arrays
+
+
+def part_path(path: str | os.PathLike, name: str) -> Path:
+    """Where the part `name` that the weights file `path` names is: beside it."""
+    if not PART_NAME.fullmatch(name):
+        raise ModelError(f"weights '{path}' name an invalid shared part {name!r}")
+    return Path(path).parent / name
+
+
+def stored_bytes(path: str | os.PathLike) -> int:
+    """The bytes a weights file takes on disk with the part it shares (what the model needs)."""
+    name = _read_file(path, tensors=False)[0].get(SHARED_FIELD)
+    part = part_path(path, name) if name is not None else None
+    return Path(path).stat().st_size + (part.stat().st_size if part is not None and part.is_file() else 0)
+
+
+def _open(path: str | os.PathLike, tensors: bool) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """(raw string metadata, every tensor if `tensors`) of a weights file, with the tensors of
+    the part it shares (see the module docstring)."""
+    meta, arrays = _read_file(path, tensors)
+    name = meta.get(SHARED_FIELD)
+    if tensors and name is not None:
+        part = part_path(path, name)
+        if not part.is_file():
+            raise ModelError(f"weights '{path}' need their shared part '{name}' beside them (not found)")
+        shared = read_part(part)
+        if shared.keys() & arrays.keys():
+            raise ModelError(f"weights '{path}' and their part '{name}' both hold tensor "
+                             f"'{sorted(shared.keys() & arrays.keys())[0]}'")
+        arrays.update(shared)
     return meta, arrays
 
 

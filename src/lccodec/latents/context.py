@@ -20,6 +20,8 @@ schedules the steps: latents with equal 3·row + col are coded together).
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -125,9 +127,23 @@ class WavefrontLatentCodec:
     The context and reference codecs are this with their own predictor (and training pass).
     """
 
+    #: What the context sees in training (a training switch; coding never reads it). "noise":
+    #: y + U(−0.5, 0.5). "rounded": round(y − μ) + μ with μ from a first, noisy pass without
+    #: gradient (straight-through), close to the decoder's ŷ (mixed quantisation, as in ELIC).
+    context_input: str = "noise"
+
     def __init__(self, hyper: HyperLatent, channels: int) -> None:
         self.hyper, self.channels = hyper, channels
         self.y = GaussianConditional(STREAM_Y)
+
+    def context_view(self, y: torch.Tensor, y_noisy: torch.Tensor, mean_of: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """The latents the context sees in training (see :attr:`context_input`); `mean_of` maps
+        a context input to the predicted μ."""
+        if self.context_input == "noise":
+            return y_noisy
+        with torch.no_grad():
+            mean = mean_of(y_noisy)
+        return y + (torch.round(y - mean) + mean - y).detach()
 
     def predictor(self, params: bytes | None = None) -> Predictor:
         raise NotImplementedError
@@ -191,11 +207,15 @@ class ContextLatentCodec(WavefrontLatentCodec):
         self._predictor = None
 
     def likelihoods(self, y: torch.Tensor, quality: torch.Tensor | None = None) -> LatentLikelihoods:
-        """The context sees y + uniform noise: the decoder's ŷ = round(y − μ) + μ differs from y
-        by an error in [−0.5, 0.5] that noise models (μ is not known before the context)."""
+        """The context sees y + uniform noise (or ŷ, see :attr:`context_input`): the decoder's
+        ŷ = round(y − μ) + μ differs from y by an error in [−0.5, 0.5] that noise models (μ is not
+        known before the context). The rate is the noisy y's."""
         z_lik, hyper = self.hyper.likelihoods(y)
         y_noisy = uniform_noise(y)
-        ctx = self.context_prediction(y_noisy)
-        mean, scale = self.entropy_parameters(torch.cat([ctx, hyper], dim=1)).chunk(2, dim=1)
+
+        def params(y_in: torch.Tensor) -> torch.Tensor:
+            return self.entropy_parameters(torch.cat([self.context_prediction(y_in), hyper], dim=1))
+
+        mean, scale = params(self.context_view(y, y_noisy, lambda v: params(v).chunk(2, dim=1)[0])).chunk(2, dim=1)
         y_lik = gaussian_likelihood(y_noisy, mean, lower_bound(scale))
         return LatentLikelihoods({"y": y_lik, "z": z_lik}, {"y": ste_round(y - mean) + mean})

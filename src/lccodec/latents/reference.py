@@ -199,23 +199,34 @@ class ReferenceLatentCodec(WavefrontLatentCodec):
 
     def likelihoods(self, y: torch.Tensor, quality: torch.Tensor | None = None) -> LatentLikelihoods:
         """The coded rate is the last prediction's; the loss weighs the three predictions by
-        `rate_weights` (see rd_loss)."""
+        `rate_weights` (see rd_loss). The rates are the noisy y's; the context and the search see
+        what :attr:`context_input` says."""
         z_lik, hyper = self.hyper.likelihoods(y)
         y_noisy = uniform_noise(y)
-        nets = self.nets
-        ctx = nets.context_prediction(y_noisy)
-
-        def lik(params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            mean, scale = params.chunk(2, dim=1)
-            return gaussian_likelihood(y_noisy, mean, lower_bound(scale)), mean
-
-        lik_ctx, _ = lik(nets.params_ctx(ctx))
-        ref = self.reference_features(y_noisy, lik_ctx)
-        lik_ref, _ = lik(nets.params_ref(torch.cat([ctx, ref], dim=1)))
-        full = nets.params_full(torch.cat([ctx, ref, hyper], dim=1))
-        lik_full, mean = lik(hyper + full if nets.hyper_residual else full)
+        y_in = self.context_view(y, y_noisy, lambda v: self._predict(v, y_noisy, hyper)[3])
+        lik_ctx, lik_ref, lik_full, mean = self._predict(y_in, y_noisy, hyper)
         w_ctx, w_ref, w_full = self.rate_weights
         return LatentLikelihoods(
             {"y": lik_full, "z": z_lik}, {"y": ste_round(y - mean) + mean},
             {"y_ctx": lik_ctx, "y_ref": lik_ref}, {"y": w_full, "y_ctx": w_ctx, "y_ref": w_ref},
         )
+
+    def _predict(self, y_in: torch.Tensor, y_rate: torch.Tensor, hyper: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The three predictions from the context input y_in: the likelihoods of y_rate under
+        each (context, +reference, +hyperprior) and the last μ."""
+        nets = self.nets
+        ctx = nets.context_prediction(y_in)
+
+        def params(raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            mean, scale = raw.chunk(2, dim=1)
+            return mean, lower_bound(scale)
+
+        mean_ctx, scale_ctx = params(nets.params_ctx(ctx))
+        lik_ctx = gaussian_likelihood(y_rate, mean_ctx, scale_ctx)
+        # U, as the decoder computes it: the likelihood of the context input
+        conf = lik_ctx if y_in is y_rate else gaussian_likelihood(y_in, mean_ctx, scale_ctx)
+        ref = self.reference_features(y_in, conf)
+        lik_ref = gaussian_likelihood(y_rate, *params(nets.params_ref(torch.cat([ctx, ref], dim=1))))
+        full = nets.params_full(torch.cat([ctx, ref, hyper], dim=1))
+        mean, scale = params(hyper + full if nets.hyper_residual else full)
+        return lik_ctx, lik_ref, gaussian_likelihood(y_rate, mean, scale), mean

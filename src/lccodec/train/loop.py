@@ -81,6 +81,7 @@ class TrainConfig:
     heads_only: bool = False  # train the entropy model alone, rate only, on the frozen transforms
     cache_analysis: bool = False  # heads-only: analyse every image once, sample latent crops
     cache_views: int = CACHE_VIEWS  # the analysis cache's views of each image (1, 2 or 4)
+    context_input: str = "noise"  # context models: what the context sees ("noise" or "rounded" ŷ)
     schedule: str = "cosine"  # or "constant": warm-up, constant lr, a cool-down at the run's end
     cooldown_minutes: float = 0.0  # "constant": the last minutes of --minutes, decaying the lr
     cooldown_steps: int | None = None  # "constant": the cool-down in steps (else from the minutes)
@@ -346,6 +347,12 @@ def _setup_model(config: TrainConfig, device: torch.device, log: Callable[[str],
             raise LicError(f"{spec.name} cannot train its entropy model alone (--heads-only): "
                            "part of its analysis is its own; train it with --freeze and the full loss")
         frozen += [n for n, _ in model.named_parameters() if n.split(".")[0] in model.transform_modules]
+    if config.context_input != "noise":
+        if config.context_input != "rounded" or not hasattr(model.latent_codec, "context_input"):
+            raise LicError(f"--context-input {config.context_input}: {spec.name} has no context to feed "
+                           "rounded latents" if config.context_input == "rounded"
+                           else f"unknown --context-input '{config.context_input}' (noise or rounded)")
+        model.latent_codec.context_input = config.context_input
     for name, p in model.named_parameters():
         p.requires_grad_(name not in frozen)
     model = model.to(device)

@@ -200,6 +200,8 @@ def train_argv(run: RunFolder, data: str, minutes: float, cooldown: float, repo:
         argv += ["--heads-only"] + (["--cache-analysis"] if recipe.get("cache_analysis") else [])
         if recipe.get("cache_views"):
             argv += ["--cache-views", str(recipe["cache_views"])]
+    if recipe.get("context_input"):
+        argv += ["--context-input", recipe["context_input"]]
     if recipe.get("freeze"):
         argv += ["--freeze", recipe["freeze"]]
     shipped = shipped_weights(run.model, repo)
@@ -381,9 +383,10 @@ def record_release(weights: Path, repo: Path) -> str:
     from .. import __version__
     from ..atomic import write_bytes_atomic
     from ..released_weights import TABLE_PATH, Release, release_row
-    from ..weights_io import identify, read_metadata
+    from ..weights_io import SHARED_FIELD, identify, read_metadata
 
-    model, identity = read_metadata(weights).get("model"), identify(weights)
+    meta, identity = read_metadata(weights), identify(weights)
+    model = meta.get("model")
     table = repo / TABLE_PATH
     text = table.read_text(encoding="utf-8")
     for line in text.splitlines():
@@ -393,7 +396,8 @@ def record_release(weights: Path, repo: Path) -> str:
     if marker not in text:
         raise LicError(f"cannot add a row to {table}: no line '{marker}'")
     day = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
-    row = release_row(Release(str(model), identity.hex, identity.sha256, __version__, None, day))
+    row = release_row(Release(str(model), identity.hex, identity.sha256, __version__, None, day,
+                              meta.get(SHARED_FIELD)))
     write_bytes_atomic(table, text.replace(marker, f"{row}\n{marker}", 1).encode("utf-8"))
     return row.strip()
 
@@ -415,6 +419,7 @@ def finish(run: RunFolder, kodak: str, anchors: Path, repo: Path, threads: int =
     from ..atomic import write_bytes_atomic
     from ..released_weights import TABLE_PATH
     from ..weights_io import read_metadata
+    from ..weights_parts import share
 
     if not run.export.is_file():
         raise LicError(f"no export at {run.export}")
@@ -431,6 +436,7 @@ def finish(run: RunFolder, kodak: str, anchors: Path, repo: Path, threads: int =
     if ship:
         write_bytes_atomic(out_json, measured.read_bytes())
         write_bytes_atomic(shipped_weights(run.model, repo), run.export.read_bytes())
+        share(shipped_weights(run.model, repo).parent)  # the hyperprior's transforms, stored once
     append_log(repo / "docs" / "models" / f"{run.model}.md", line, log_columns(tuple(curves)))
     if ship and (repo / TABLE_PATH).is_file():
         record_release(shipped_weights(run.model, repo), repo)
