@@ -154,6 +154,13 @@ def test_a_fresh_hierarchical_round_trains_its_own_layers_on_the_frozen_transfor
     argv, origin = train_argv(run, "DATA", 170, 25, tmp_path)
     assert "--heads-only" not in argv and argv[argv.index("--freeze") + 1] == TRANSFORMS
     assert argv[argv.index("--init") + 1].endswith("weights/hyperprior.safetensors")
+    assert "K=288" in argv and "--init-also" not in argv  # h_s at the hyperprior's full width
+    torch.manual_seed(0)
+    light = HierarchicalModel(**SMALL, K=8, linear_path=True)
+    save_weights(tmp_path / "weights" / "hierarchical.safetensors", light, light.build_tables(), {"steps": 700})
+    argv, origin = train_argv(run, "DATA", 170, 25, tmp_path)
+    assert argv[argv.index("--init-also") + 1].endswith("weights/hierarchical.safetensors")
+    assert "K=288" in argv and "--continue" not in argv and "then from" in origin
     prefixes = TRANSFORMS.split(",")
     frozen = {n.split(".")[0] for n, _ in HierarchicalModel(**SMALL).named_parameters() if n.startswith(tuple(prefixes))}
     assert frozen == {"g_a", "g_s", "gain", "inv_gain"}  # not gain3, gain2, head3 ...

@@ -427,3 +427,27 @@ def test_context_input_is_refused_where_there_is_no_context(data_dir):
     result = train(tiny_config(data_dir, model="context", steps=2, heads_only=True, context_input="rounded"),
                    log=quiet)
     assert result.model.latent_codec.context_input == "rounded" and np.isfinite(result.history[-1]["loss"])
+
+
+def test_init_also_fills_only_what_the_warm_start_left_fresh(tmp_path):
+    """--init-also: HC at another h_s width takes h_s from the hyperprior (--init) and its own
+    layers from an HC file; nothing the hyperprior holds is taken from the HC file."""
+    from lccodec.models.hierarchical import HierarchicalModel
+    from lccodec.train.loop import copy_also, warm_start
+    from lccodec.weights_io import save_weights
+
+    torch.manual_seed(0)
+    hyper = build_model(model_by_name("hyperprior"), TINY)
+    save_weights(tmp_path / "h.safetensors", hyper, hyper.build_tables(), {"steps": 1})
+    torch.manual_seed(1)
+    old = HierarchicalModel(**TINY, K=8)
+    save_weights(tmp_path / "hc.safetensors", old, old.build_tables(), {"steps": 2})
+    torch.manual_seed(2)
+    new = HierarchicalModel(**TINY, K=36)  # h_s at the hyperprior's width (3M/2)
+    warm_start(new, str(tmp_path / "h.safetensors"))
+    note = copy_also(new, str(tmp_path / "hc.safetensors"), str(tmp_path / "h.safetensors"))
+    assert "c3" in note and "head3" in note and "h_s" not in note and "h_a" not in note
+    ours, theirs, base = new.state_dict(), old.state_dict(), hyper.state_dict()
+    assert torch.equal(ours["c3.0.weight"], theirs["c3.0.weight"].half().float())  # files hold fp16
+    for name in ("h_s.0.weight", "h_a.0.weight", "g_a.0.weight"):
+        assert torch.equal(ours[name], base[name].half().float()), name

@@ -53,6 +53,9 @@ def _parse_qualities(text: str | None) -> list[int] | None:
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue from this checkpoint folder.")
 @click.option("--init", "init_weights", type=click.Path(dir_okay=False),
               help="Warm start a fresh run from this weights file (e.g. the hyperprior's).")
+@click.option("--init-also", "init_also", type=click.Path(dir_okay=False), multiple=True,
+              help="After --init, fill the modules it left fresh from this weights file where names "
+                   "and shapes match (e.g. a model's own layers trained with another config). Repeatable.")
 @click.option("--continue", "continue_from", type=click.Path(dir_okay=False),
               help="Continue training this weights file: its config, step count and minutes (Adam re-warms).")
 @click.option("--freeze", help="Leave parameters with these name prefixes untrained, e.g. g_a,g_s.")
@@ -95,7 +98,7 @@ def _parse_qualities(text: str | None) -> list[int] | None:
 def train_command(
     model: str, config_items: tuple[str, ...], data: str | None, steps: int | None,
     plan_minutes: float | None, minutes: float | None, stop_at: int | None, qualities: str | None, batch: int, crop: int, lr: float, warmup: int | None,
-    resume: str | None, init_weights: str | None, continue_from: str | None, freeze: str | None, heads_only: bool, cache_analysis: bool, cache_views: str, context_input: str, checkpoint: str | None, checkpoint_kind: str, checkpoint_minutes: float,
+    resume: str | None, init_weights: str | None, init_also: tuple[str, ...], continue_from: str | None, freeze: str | None, heads_only: bool, cache_analysis: bool, cache_views: str, context_input: str, checkpoint: str | None, checkpoint_kind: str, checkpoint_minutes: float,
     export_path: str | None, export_only: bool, device: str, use_compile: bool | None,
     bf16: bool | None, channels_last: bool | None, schedule: str, cooldown_minutes: float,
     stop_file: str | None,
@@ -130,7 +133,7 @@ def train_command(
         compile=use_compile, bf16=bf16, channels_last=channels_last, schedule=schedule,
         cooldown_minutes=cooldown_minutes, stop_file=stop_file, threads=threads, seed=seed, log_every=log_every,
         checkpoint=checkpoint, checkpoint_kind=checkpoint_kind,
-        checkpoint_minutes=checkpoint_minutes, resume=resume, init=init_weights, continue_from=continue_from,
+        checkpoint_minutes=checkpoint_minutes, resume=resume, init=init_weights, init_also=list(init_also) or None, continue_from=continue_from,
         freeze=[f for f in (freeze or "").split(",") if f] or None, heads_only=heads_only,
         cache_analysis=cache_analysis, cache_views=int(cache_views), context_input=context_input,
     )

@@ -76,6 +76,7 @@ class TrainConfig:
     checkpoint_minutes: float = 5.0
     resume: str | None = None
     init: str | None = None  # warm start a fresh run from this weights file
+    init_also: list[str] | None = None  # then copy these files' tensors of the same name and shape
     continue_from: str | None = None  # continue training a weights file (its steps, minutes, config)
     freeze: list[str] | None = None  # parameter-name prefixes left untrained
     heads_only: bool = False  # train the entropy model alone, rate only, on the frozen transforms
@@ -302,6 +303,22 @@ def warm_start(model: nn.Module, weights: str) -> str:
     return f"{len(same)} of {len(model.state_dict())} tensors copied"
 
 
+def copy_also(model: nn.Module, weights: str, init: str) -> str:
+    """Fill what the warm start from `init` left fresh: copy every tensor of `weights` that
+    `model` has with the same name and shape, in a module `init` does not hold (so a network the
+    warm start took from `init`, such as h_s, is never mixed). Returns which modules it reached."""
+    from ..weights_io import copy_matching, weights_state
+
+    if not Path(weights).is_file():
+        raise LicError(f"--init-also: no weights file '{weights}'")
+    taken = {n.split(".")[0] for n in weights_state(init)}
+    state = {k: v for k, v in weights_state(weights).items() if k.split(".")[0] not in taken}
+    copied = copy_matching(model, state)
+    if not copied:
+        raise LicError(f"--init-also: '{weights}' holds nothing {init} left fresh (same names and shapes)")
+    return f"{len(copied)} tensors copied ({', '.join(sorted({n.split('.')[0] for n in copied}))})"
+
+
 def _continuation_index(weights: str) -> dict:
     """Checkpoint-index fields of a weights file, to continue training it: its model, config,
     steps and device time from the manifest; no optimizer state."""
@@ -339,6 +356,10 @@ def _setup_model(config: TrainConfig, device: torch.device, log: Callable[[str],
         log(f"continuing {index['weights']} at step {index['step']} (Adam re-warms)")
     elif config.init and not index:
         log(f"warm start from {config.init}: {warm_start(model, config.init)}")
+        for also in config.init_also or []:
+            log(f"then from {also}: {copy_also(model, also, config.init)}")
+    elif config.init_also:
+        raise LicError("--init-also goes with --init (a fresh run)")
     frozen = [n for n, p in model.named_parameters() if any(n.startswith(f) for f in config.freeze or [])]
     if config.freeze and not frozen:
         raise LicError(f"--freeze {','.join(config.freeze)} matches no parameter of {spec.name}")

@@ -55,9 +55,12 @@ RECIPES: dict[str, dict] = {
     # the second hyper level on the frozen transforms (its aggregation into g_s stays zero)
     "coarse2fine": {"config": {"linear_path": True}, "batch": 16, "crop": 256, "lr": 5e-4,
                     "init": "weights/hyperprior.safetensors", "heads_only": True, "cache_analysis": True},
-    # y3, y2 come from analysis heads of their own: the full loss, the shared transforms frozen
-    "hierarchical": {"config": {"linear_path": True}, "batch": 8, "crop": 256, "lr": 5e-4,
-                     "init": "weights/hyperprior.safetensors", "freeze": TRANSFORMS},
+    # y3, y2 come from analysis heads of their own: the full loss, the shared transforms frozen;
+    # h_s at the hyperprior's full width (K=288: y4 codes exactly like the hyperprior at step 0;
+    # the pruned K=96 cost 30 % at q1), HC's own layers (head3, c3, ...) from the shipped K=96 file
+    "hierarchical": {"config": {"linear_path": True, "K": 288}, "batch": 8, "crop": 256, "lr": 5e-4,
+                     "init": "weights/hyperprior.safetensors", "init_config": {"linear_path": True},
+                     "init_also": "weights/hierarchical.safetensors", "freeze": TRANSFORMS},
 }
 DEFAULT_RECIPE = {"config": {}, "batch": 8, "crop": 256, "lr": 6e-4}
 
@@ -229,7 +232,12 @@ def train_argv(run: RunFolder, data: str, minutes: float, cooldown: float, repo:
         if not _trained_with_recipe(init, {"config": init_config}):
             raise LicError(f"a fresh {run.model} warm starts from {init}, which is missing or not trained "
                            f"with {init_config}")
-        return argv + ["--init", str(init)], f"a fresh model warm started from {init}{stale}"
+        argv += ["--init", str(init)]
+        also = repo / recipe["init_also"] if recipe.get("init_also") else None
+        if also is not None and also.is_file() and _manifest(also).get("steps"):
+            argv += ["--init-also", str(also)]
+            stale += f", then from {also} where the shapes match"
+        return argv, f"a fresh model warm started from {init}{stale}"
     return argv, "a fresh model"
 
 
