@@ -142,6 +142,7 @@ def test_a_fresh_reference_round_warm_starts_from_the_context_model(tmp_path):
     assert "--heads-only" in argv and "--cache-analysis" in argv
     assert argv[argv.index("--init") + 1].endswith("weights/context.safetensors")
     assert "hyper_residual=false" in argv  # the context model's entropy parameters, exactly
+    assert argv[argv.index("--context-input") + 1] == "rounded"
 
 
 def test_a_fresh_hierarchical_round_trains_its_own_layers_on_the_frozen_transforms(tmp_path):

@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("latents",),
     ("models",),
     ("codec",),
-    ("__init__", "batch", "demo", "checks", "train", "bench"),
+    ("__init__", "batch", "demo", "checks", "train", "bench", "weights_parts"),
     ("cli", "train.cli", "train.__main__", "bench.cli"),  # the command lines
 ]
 KNOWN_UPWARD: set[tuple[str, str]] = set()

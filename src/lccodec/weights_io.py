@@ -150,7 +150,7 @@ def stored_bytes(path: str | os.PathLike) -> int:
     return Path(path).stat().st_size + (part.stat().st_size if part is not None and part.is_file() else 0)
 
 
-def _open(path: str | os.PathLike, tensors: bool) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+def read_weights(path: str | os.PathLike, tensors: bool) -> tuple[dict[str, str], dict[str, np.ndarray]]:
     """(raw string metadata, every tensor if `tensors`) of a weights file, with the tensors of
     the part it shares (see the module docstring)."""
     meta, arrays = _read_file(path, tensors)
@@ -183,7 +183,7 @@ def _decoded(path: str | os.PathLike, raw: dict[str, str]) -> dict:
 
 def read_metadata(path: str | os.PathLike) -> dict:
     """The metadata of a weights file (config and manifest decoded from JSON); not verified."""
-    return _decoded(path, _open(path, tensors=False)[0])
+    return _decoded(path, read_weights(path, tensors=False)[0])
 
 
 def verify(path: str | os.PathLike, raw: dict[str, str], arrays: dict[str, np.ndarray]) -> WeightsIdentity:
@@ -210,7 +210,7 @@ def verify(path: str | os.PathLike, raw: dict[str, str], arrays: dict[str, np.nd
 
 def identify(path: str | os.PathLike) -> WeightsIdentity:
     """The verified identity of a weights file."""
-    raw, arrays = _open(path, tensors=True)
+    raw, arrays = read_weights(path, tensors=True)
     return verify(path, raw, arrays)
 
 
@@ -220,7 +220,7 @@ def _float_state(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 
 def weights_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The parameters of a weights file as float32 tensors (identity verified, tables left out)."""
-    raw, arrays = _open(path, tensors=True)
+    raw, arrays = read_weights(path, tensors=True)
     verify(path, raw, arrays)
     return _float_state(arrays)
 
@@ -258,7 +258,7 @@ def load_weights(path: str | os.PathLike, model: torch.nn.Module) -> dict:
 
     Returns the metadata, with ``identity`` (a :class:`WeightsIdentity`) and ``weights_id_int``.
     """
-    raw, arrays = _open(path, tensors=True)
+    raw, arrays = read_weights(path, tensors=True)
     identity = verify(path, raw, arrays)
     meta = _decoded(path, raw)
     if meta.get("model") != model.name:

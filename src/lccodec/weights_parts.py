@@ -23,7 +23,7 @@ from safetensors.numpy import save as save_numpy
 from .atomic import write_bytes_atomic
 from .errors import LicError, ModelError
 from .weights_io import (
-    PART_FIELD, PART_NAME, SHARED_FIELD, _open, identify, read_part, verify, weights_sha256,
+    PART_FIELD, PART_NAME, SHARED_FIELD, identify, read_part, read_weights, verify, weights_sha256,
 )
 
 PART_KIND = "transforms"
@@ -60,7 +60,7 @@ def base_part(folder: Path, base: str) -> dict[str, np.ndarray]:
     path = folder / base
     if not path.is_file():
         return {}
-    raw, arrays = _open(path, tensors=True)
+    raw, arrays = read_weights(path, tensors=True)
     verify(path, raw, arrays)
     modules = model_by_name(raw.get("model", "?")).factory.transform_modules
     return {k: v for k, v in arrays.items() if k.split(".")[0] in modules}
@@ -81,7 +81,7 @@ def share(folder: Path, base: str = BASE) -> dict[str, str]:
     part_arrays = base_part(folder, base)
     shared: dict[str, str] = {}
     for path in model_files(folder):
-        raw, arrays = _open(path, tensors=True)
+        raw, arrays = read_weights(path, tensors=True)
         before = verify(path, raw, arrays)
         if raw.get(SHARED_FIELD):
             shared[path.name] = raw[SHARED_FIELD]
@@ -101,7 +101,7 @@ def share(folder: Path, base: str = BASE) -> dict[str, str]:
 
 def merge(path: Path, out: Path) -> Path:
     """Write the standalone file of the weights file `path` (its part's tensors inside) to `out`."""
-    raw, arrays = _open(path, tensors=True)
+    raw, arrays = read_weights(path, tensors=True)
     before = verify(path, raw, arrays)
     meta = {k: v for k, v in raw.items() if k != SHARED_FIELD}
     write_bytes_atomic(out, save_numpy(arrays, metadata=meta))
