@@ -368,12 +368,12 @@ def _setup_model(config: TrainConfig, device: torch.device, log: Callable[[str],
             raise LicError(f"{spec.name} cannot train its entropy model alone (--heads-only): "
                            "part of its analysis is its own; train it with --freeze and the full loss")
         frozen += [n for n, _ in model.named_parameters() if n.split(".")[0] in model.transform_modules]
-    if config.context_input != "noise":
-        if config.context_input != "rounded" or not hasattr(model.latent_codec, "context_input"):
-            raise LicError(f"--context-input {config.context_input}: {spec.name} has no context to feed "
-                           "rounded latents" if config.context_input == "rounded"
-                           else f"unknown --context-input '{config.context_input}' (noise or rounded)")
-        model.latent_codec.context_input = config.context_input
+    if config.context_input not in ("noise", "rounded"):
+        raise LicError(f"unknown --context-input '{config.context_input}' (noise or rounded)")
+    if config.context_input == "rounded":
+        if not hasattr(model.latent_codec, "context_input"):
+            raise LicError(f"--context-input rounded: {spec.name} has no context to feed rounded latents")
+        model.latent_codec.context_input = "rounded"
     for name, p in model.named_parameters():
         p.requires_grad_(name not in frozen)
     model = model.to(device)
