@@ -33,7 +33,7 @@ from .metrics import psnr
 from .models import LicModel, ModelSpec, build_model, model_by_id, model_by_name, weights_path
 from .released_weights import find_release
 from .side_streams import alpha_from_png, alpha_to_png, check_escapes_used, check_side_streams
-from .weights_io import WeightsIdentity, load_weights, read_metadata, stored_bytes
+from .weights_io import SHARED_FIELD, WeightsIdentity, load_weights, read_metadata, stored_bytes
 
 
 @dataclass
@@ -80,7 +80,7 @@ class Codec:
         self.model, self.meta = load_model(spec, self.weights_path)
         self.weights_identity: WeightsIdentity = self.meta["identity"]
         self.weights_id: int = self.weights_identity.weights_id
-        self.weights_bytes = stored_bytes(self.weights_path)  # with the part it shares
+        self.weights_bytes = stored_bytes(self.weights_path, self.meta.get(SHARED_FIELD))  # with its part
         # channels_last is faster for these convolutions on CPU (oneDNN) and GPU; it cannot
         # change a bitstream: the exact entropy path makes its own contiguous integer tensors.
         self.model.eval().to(self.device, memory_format=torch.channels_last)

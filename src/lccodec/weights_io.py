@@ -143,10 +143,10 @@ def part_path(path: str | os.PathLike, name: str) -> Path:
     return Path(path).parent / name
 
 
-def stored_bytes(path: str | os.PathLike) -> int:
-    """The bytes a weights file takes on disk with the part it shares (what the model needs)."""
-    name = _read_file(path, tensors=False)[0].get(SHARED_FIELD)
-    part = part_path(path, name) if name is not None else None
+def stored_bytes(path: str | os.PathLike, shared: str | None) -> int:
+    """The bytes a weights file takes on disk with the part it shares (its metadata's `shared`
+    field, already read by the caller): what the model needs."""
+    part = part_path(path, shared) if shared is not None else None
     return Path(path).stat().st_size + (part.stat().st_size if part is not None and part.is_file() else 0)
 
 

@@ -1,7 +1,7 @@
 """Transforms stored once: the part files of a weights folder.
 
 The context, reference, hierarchical and coarse-to-fine models train their entropy models on the
-hyperprior's frozen transforms, so their weights files hold the same transform tensors (6.7 MB
+hyperprior's frozen transforms, so their weights files hold the same transform tensors (6.6 MB
 each) bit for bit. :func:`share` moves the hyperprior's transform tensors (its
 ``transform_modules``) into a part file ``transforms-<id>.safetensors`` (named by its SHA-256)
 and has every model file that holds them unchanged name it in its ``shared`` metadata field;

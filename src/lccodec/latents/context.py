@@ -143,7 +143,7 @@ class WavefrontLatentCodec:
             return y_noisy
         with torch.no_grad():
             mean = mean_of(y_noisy)
-        return y + (torch.round(y - mean) + mean - y).detach()
+        return ste_round(y - mean) + mean
 
     def predictor(self, params: bytes | None = None) -> Predictor:
         raise NotImplementedError
