@@ -147,13 +147,13 @@ def test_a_fresh_reference_round_warm_starts_from_the_context_model(tmp_path):
 
 def test_a_fresh_hierarchical_round_trains_its_own_layers_on_the_frozen_transforms(tmp_path):
     from lccodec.models.hierarchical import HierarchicalModel
-    from lccodec.train.rounds import TRANSFORMS
+    from lccodec.train.rounds import HYPER_PATH, TRANSFORMS
 
     run = RunFolder("hierarchical", tmp_path / "runs")
     (tmp_path / "weights").mkdir()
     _weights(tmp_path / "weights" / "hyperprior.safetensors", {"steps": 900}, linear_path=True)
     argv, origin = train_argv(run, "DATA", 170, 25, tmp_path)
-    assert "--heads-only" not in argv and argv[argv.index("--freeze") + 1] == TRANSFORMS
+    assert "--heads-only" not in argv and argv[argv.index("--freeze") + 1] == f"{TRANSFORMS},{HYPER_PATH}"
     assert argv[argv.index("--init") + 1].endswith("weights/hyperprior.safetensors")
     assert "K=288" in argv and "--init-also" not in argv  # h_s at the hyperprior's full width
     torch.manual_seed(0)
@@ -162,9 +162,10 @@ def test_a_fresh_hierarchical_round_trains_its_own_layers_on_the_frozen_transfor
     argv, origin = train_argv(run, "DATA", 170, 25, tmp_path)
     assert argv[argv.index("--init-also") + 1].endswith("weights/hierarchical.safetensors")
     assert "K=288" in argv and "--continue" not in argv and "then from" in origin
-    prefixes = TRANSFORMS.split(",")
+    prefixes = argv[argv.index("--freeze") + 1].split(",")
     frozen = {n.split(".")[0] for n, _ in HierarchicalModel(**SMALL).named_parameters() if n.startswith(tuple(prefixes))}
-    assert frozen == {"g_a", "g_s", "gain", "inv_gain"}  # not gain3, gain2, head3 ...
+    # y4 codes as the hyperprior does; HC's own layers train (not gain3, gain2, head3 ...)
+    assert frozen == {"g_a", "g_s", "gain", "inv_gain", "h_a", "h_s", "z_density"}
 
 
 def test_an_export_worse_than_the_shipped_weights_is_logged_but_not_installed(tmp_path, monkeypatch):

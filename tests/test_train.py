@@ -429,6 +429,52 @@ def test_context_input_is_refused_where_there_is_no_context(data_dir):
     assert result.model.latent_codec.context_input == "rounded" and np.isfinite(result.history[-1]["loss"])
 
 
+def test_rounded_rate_is_the_coders_rate():
+    """rate_likelihood "rounded": p(round(y − μ) | 0, σ), the probability the coder gives the
+    symbol it writes, with μ learning straight-through; "noise" is p(y + u | μ, σ)."""
+    from lccodec.entropy_models import gaussian_likelihood
+    from lccodec.latents.base import rate_likelihood
+
+    torch.manual_seed(0)
+    y = torch.randn(1, 4, 6, 6) * 3
+    mean = (torch.randn_like(y) * 2).requires_grad_()
+    scale = torch.rand_like(y) + 0.2
+    lik = rate_likelihood(y, mean, scale, "rounded")
+    assert torch.allclose(lik, gaussian_likelihood(torch.round(y - mean.detach()), torch.zeros_like(y), scale))
+    lik.log().sum().backward()
+    assert mean.grad is not None and float(mean.grad.abs().sum()) > 0
+    noisy = y + 0.25
+    assert torch.equal(rate_likelihood(y, mean, scale, "noise", noisy), gaussian_likelihood(noisy, mean, scale))
+
+
+@pytest.mark.parametrize("model", ["hyperprior", "context", "reference", "coarse2fine"])
+def test_rounded_rate_input_trains_on_the_coded_residual(model):
+    """--rate-input rounded: y's training likelihood is that of the rounded residual (the coded
+    rate), for every model with a Gaussian y; gradients reach the entropy model."""
+    torch.manual_seed(0)
+    net = build_model(model_by_name(model), TINY)
+    codec = net.latent_codec
+    y = torch.randn(2, TINY["M"], 8, 8) * 3
+    codec.rate_input = "rounded"
+    out = codec.likelihoods(y, torch.ones(2))
+    lik = out.likelihoods["y"]
+    assert lik.shape == y.shape and bool(((lik > 0) & (lik <= 1)).all())
+    if model in ("hyperprior", "coarse2fine"):  # μ and σ come from the rounded ẑ: no noise left in y's rate
+        assert torch.equal(codec.likelihoods(y, torch.ones(2)).likelihoods["y"], lik)
+    lik.log().sum().backward()
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in net.parameters())
+
+
+def test_rate_input_is_refused_where_latents_are_layered(data_dir):
+    from lccodec.errors import LicError
+
+    with pytest.raises(LicError, match="hierarchical has no rounded rate"):
+        train(tiny_config(data_dir, model="hierarchical", steps=1, rate_input="rounded"), log=quiet)
+    result = train(tiny_config(data_dir, model="context", steps=2, heads_only=True, rate_input="rounded"),
+                   log=quiet)
+    assert result.model.latent_codec.rate_input == "rounded" and np.isfinite(result.history[-1]["loss"])
+
+
 def test_init_also_fills_only_what_the_warm_start_left_fresh(tmp_path):
     """--init-also: HC at another h_s width takes h_s from the hyperprior (--init) and its own
     layers from an HC file; nothing the hyperprior holds is taken from the HC file."""

@@ -29,13 +29,12 @@ from torch import nn
 
 from ..coding import EscapeReader, EscapeWriter
 from ..container import STREAM_Y, STREAM_Z, Stream
-from ..entropy_models import gaussian_likelihood
 from ..exact.fixed_point import ACT_BITS, LIMIT, ExactMatrix, FixedPointLayer, exact_stack, run_stack, shift_round_rows, tap_matrix
 from ..exact.wavefront import (
     HALF, KERNEL, TAPS, Grid, Predictor, decode_wavefront, encode_wavefront, hyper_rows,
 )
 from ..layers import TapConv
-from .base import CodedLatents, LatentLikelihoods, expect_streams, latent_shape, lower_bound, refuse_params, ste_round, uniform_noise
+from .base import CodedLatents, LatentLikelihoods, expect_streams, latent_shape, lower_bound, rate_likelihood, refuse_params, ste_round, uniform_noise
 from .gaussian import GaussianConditional, build_tables_beside, load_gaussian_tables
 from .hyperprior import FLAGS, Y_STRIDE, HyperLatent, check_flags
 
@@ -131,6 +130,8 @@ class WavefrontLatentCodec:
     #: y + U(−0.5, 0.5). "rounded": round(y − μ) + μ with μ from a first, noisy pass without
     #: gradient (straight-through), close to the decoder's ŷ (mixed quantisation, as in ELIC).
     context_input: str = "noise"
+    #: What y's training rate is measured on: "noise" or "rounded" (see latents.base.RATE_INPUTS).
+    rate_input: str = "noise"
 
     def __init__(self, hyper: HyperLatent, channels: int) -> None:
         self.hyper, self.channels = hyper, channels
@@ -209,7 +210,7 @@ class ContextLatentCodec(WavefrontLatentCodec):
     def likelihoods(self, y: torch.Tensor, quality: torch.Tensor | None = None) -> LatentLikelihoods:
         """The context sees y + uniform noise (or ŷ, see :attr:`context_input`): the decoder's
         ŷ = round(y − μ) + μ differs from y by an error in [−0.5, 0.5] that noise models (μ is not
-        known before the context). The rate is the noisy y's."""
+        known before the context). The rate is what :attr:`rate_input` says."""
         z_lik, hyper = self.hyper.likelihoods(y)
         y_noisy = uniform_noise(y)
 
@@ -217,5 +218,5 @@ class ContextLatentCodec(WavefrontLatentCodec):
             return self.entropy_parameters(torch.cat([self.context_prediction(y_in), hyper], dim=1))
 
         mean, scale = params(self.context_view(y, y_noisy, lambda v: params(v).chunk(2, dim=1)[0])).chunk(2, dim=1)
-        y_lik = gaussian_likelihood(y_noisy, mean, lower_bound(scale))
+        y_lik = rate_likelihood(y, mean, lower_bound(scale), self.rate_input, y_noisy)
         return LatentLikelihoods({"y": y_lik, "z": z_lik}, {"y": ste_round(y - mean) + mean})

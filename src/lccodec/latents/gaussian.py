@@ -26,10 +26,10 @@ from ..coding import (
     encode_indexed,
 )
 from ..container import STREAM_NAMES, Stream
-from ..entropy_models import gaussian_likelihood, scale_levels
+from ..entropy_models import scale_levels
 from ..errors import ModelError
 from ..exact.fixed_point import ACT_BITS
-from .base import lower_bound, ste_round, uniform_noise
+from .base import lower_bound, rate_likelihood, ste_round
 
 ONE = float(1 << ACT_BITS)
 
@@ -70,10 +70,11 @@ class GaussianConditional:
 
     # ----------------------------------------------------------------- training
     @staticmethod
-    def likelihood(y: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(p(y + noise | μ, σ), ŷ straight-through) for float params = (μ, σ) channels."""
+    def likelihood(y: torch.Tensor, params: torch.Tensor, rate_input: str = "noise") -> tuple[torch.Tensor, torch.Tensor]:
+        """(p(y + noise | μ, σ) or, `rate_input` "rounded", p(round(y − μ) | 0, σ); ŷ
+        straight-through) for float params = (μ, σ) channels."""
         mean, scale = split_params(params)
-        lik = gaussian_likelihood(uniform_noise(y), mean, lower_bound(scale))
+        lik = rate_likelihood(y, mean, lower_bound(scale), rate_input)
         return lik, ste_round(y - mean) + mean
 
     # ------------------------------------------------------------------- coding

@@ -100,6 +100,9 @@ def check_flags(layer_flags: int | None, valid: int = FLAGS) -> None:
 class HyperpriorLatentCodec:
     """The hyperprior's latent codec: :class:`HyperLatent` + a :class:`GaussianConditional` y."""
 
+    #: What y's training rate is measured on: "noise" or "rounded" (see latents.base.RATE_INPUTS).
+    rate_input: str = "noise"
+
     def __init__(self, hyper: HyperLatent, channels: int) -> None:
         self.hyper, self.channels = hyper, channels
         self.y = GaussianConditional(STREAM_Y)
@@ -113,7 +116,7 @@ class HyperpriorLatentCodec:
     # ----------------------------------------------------------------- training
     def likelihoods(self, y: torch.Tensor, quality: torch.Tensor | None = None) -> LatentLikelihoods:
         z_lik, params = self.hyper.likelihoods(y)
-        y_lik, y_hat = self.y.likelihood(y, params)
+        y_lik, y_hat = self.y.likelihood(y, params, self.rate_input)
         return LatentLikelihoods({"y": y_lik, "z": z_lik}, {"y": y_hat})
 
     # ------------------------------------------------------------------- tables

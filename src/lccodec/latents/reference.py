@@ -22,6 +22,7 @@ only the last one codes bits. Everything that decides a probability is integer a
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ from ..exact.reference_search import (
 )
 from ..exact.wavefront import KERNEL, TAPS, Grid, hyper_rows
 from ..layers import TapConv
-from .base import LatentLikelihoods, lower_bound, ste_round, uniform_noise
+from .base import LatentLikelihoods, lower_bound, rate_likelihood, ste_round, uniform_noise
 from .context import WavefrontLatentCodec, context_convolution
 from .hyperprior import HyperLatent
 
@@ -199,21 +200,28 @@ class ReferenceLatentCodec(WavefrontLatentCodec):
 
     def likelihoods(self, y: torch.Tensor, quality: torch.Tensor | None = None) -> LatentLikelihoods:
         """The coded rate is the last prediction's; the loss weighs the three predictions by
-        `rate_weights` (see rd_loss). The rates are the noisy y's; the context and the search see
-        what :attr:`context_input` says."""
+        `rate_weights` (see rd_loss). The rates are measured on what :attr:`rate_input` says; the
+        context and the search see what :attr:`context_input` says."""
         z_lik, hyper = self.hyper.likelihoods(y)
         y_noisy = uniform_noise(y)
-        y_in = self.context_view(y, y_noisy, lambda v: self._predict(v, y_noisy, hyper)[3])
-        lik_ctx, lik_ref, lik_full, mean = self._predict(y_in, y_noisy, hyper)
+
+        def rate(mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+            return rate_likelihood(y, mean, scale, self.rate_input, y_noisy)
+
+        y_in = self.context_view(y, y_noisy, lambda v: self._predict(v, y_noisy, rate, hyper)[3])
+        lik_ctx, lik_ref, lik_full, mean = self._predict(y_in, y_noisy, rate, hyper)
         w_ctx, w_ref, w_full = self.rate_weights
         return LatentLikelihoods(
             {"y": lik_full, "z": z_lik}, {"y": ste_round(y - mean) + mean},
             {"y_ctx": lik_ctx, "y_ref": lik_ref}, {"y": w_full, "y_ctx": w_ctx, "y_ref": w_ref},
         )
 
-    def _predict(self, y_in: torch.Tensor, y_rate: torch.Tensor, hyper: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The three predictions from the context input y_in: the likelihoods of y_rate under
-        each (context, +reference, +hyperprior) and the last μ."""
+    def _predict(
+        self, y_in: torch.Tensor, y_noisy: torch.Tensor, rate: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        hyper: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        """The three predictions from the context input y_in: the training likelihood of y
+        (`rate(μ, σ)`) under each (context, +reference, +hyperprior) and the last μ."""
         nets = self.nets
         ctx = nets.context_prediction(y_in)
 
@@ -222,11 +230,12 @@ class ReferenceLatentCodec(WavefrontLatentCodec):
             return mean, lower_bound(scale)
 
         mean_ctx, scale_ctx = params(nets.params_ctx(ctx))
-        lik_ctx = gaussian_likelihood(y_rate, mean_ctx, scale_ctx)
+        lik_ctx = rate(mean_ctx, scale_ctx)
         # U, as the decoder computes it: the likelihood of the context input
-        conf = lik_ctx if y_in is y_rate else gaussian_likelihood(y_in, mean_ctx, scale_ctx)
+        same = y_in is y_noisy and self.rate_input == "noise"
+        conf = lik_ctx if same else gaussian_likelihood(y_in, mean_ctx, scale_ctx)
         ref = self.reference_features(y_in, conf)
-        lik_ref = gaussian_likelihood(y_rate, *params(nets.params_ref(torch.cat([ctx, ref], dim=1))))
+        lik_ref = rate(*params(nets.params_ref(torch.cat([ctx, ref], dim=1))))
         full = nets.params_full(torch.cat([ctx, ref, hyper], dim=1))
         mean, scale = params(hyper + full if nets.hyper_residual else full)
-        return lik_ctx, lik_ref, gaussian_likelihood(y_rate, mean, scale), mean
+        return lik_ctx, lik_ref, rate(mean, scale), mean

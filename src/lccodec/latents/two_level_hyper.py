@@ -37,6 +37,9 @@ Z2_STRIDE = 128
 class TwoLevelHyperLatentCodec:
     """z2 factorized → z1 | ẑ2 Gaussian → y | ẑ1 Gaussian; networks are the model's."""
 
+    #: What y's training rate is measured on: "noise" or "rounded" (see latents.base.RATE_INPUTS).
+    rate_input: str = "noise"
+
     def __init__(
         self, h_a: nn.Module, h_s: nn.Sequential, h_a2: nn.Module, h_s2: nn.Sequential,
         density: FactorizedDensity, channels: dict[str, int],
@@ -68,7 +71,7 @@ class TwoLevelHyperLatentCodec:
         z1 = self.h_a(y)
         z2_lik, z2_hat = self.z2.likelihood(self.h_a2(z1))
         z1_lik, z1_hat = GaussianConditional.likelihood(z1, self.h_s2(z2_hat))
-        y_lik, y_hat = GaussianConditional.likelihood(y, self.h_s(z1_hat))
+        y_lik, y_hat = GaussianConditional.likelihood(y, self.h_s(z1_hat), self.rate_input)
         return LatentLikelihoods({"y": y_lik, "z": z1_lik, "z2": z2_lik}, {"y": y_hat, "z1": z1_hat, "z2": z2_hat})
 
     # ------------------------------------------------------------------- tables

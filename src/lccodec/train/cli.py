@@ -71,6 +71,9 @@ def _parse_qualities(text: str | None) -> list[int] | None:
 @click.option("--context-input", type=click.Choice(["noise", "rounded"]), default="noise", show_default=True,
               help="Context and reference models: what the context sees in training, y plus noise, or "
                    "the rounded ŷ = round(y - mean) + mean the decoder sees (a first pass gives the mean).")
+@click.option("--rate-input", type=click.Choice(["noise", "rounded"]), default="noise", show_default=True,
+              help="What y's rate is measured on: y plus noise (the usual proxy), or the rounded "
+                   "residual round(y - mean) the coder spends bits on (the mean learns straight-through).")
 @click.option("--checkpoint", type=click.Path(file_okay=False), help="Write checkpoints into this folder.")
 @click.option("--checkpoint-kind", type=click.Choice(["full", "compact"]), default="full", show_default=True,
               help="full: fp32 + Adam state; compact: fp16 model only (re-warms Adam on resume).")
@@ -98,7 +101,7 @@ def _parse_qualities(text: str | None) -> list[int] | None:
 def train_command(
     model: str, config_items: tuple[str, ...], data: str | None, steps: int | None,
     plan_minutes: float | None, minutes: float | None, stop_at: int | None, qualities: str | None, batch: int, crop: int, lr: float, warmup: int | None,
-    resume: str | None, init_weights: str | None, init_also: tuple[str, ...], continue_from: str | None, freeze: str | None, heads_only: bool, cache_analysis: bool, cache_views: str, context_input: str, checkpoint: str | None, checkpoint_kind: str, checkpoint_minutes: float,
+    resume: str | None, init_weights: str | None, init_also: tuple[str, ...], continue_from: str | None, freeze: str | None, heads_only: bool, cache_analysis: bool, cache_views: str, context_input: str, rate_input: str, checkpoint: str | None, checkpoint_kind: str, checkpoint_minutes: float,
     export_path: str | None, export_only: bool, device: str, use_compile: bool | None,
     bf16: bool | None, channels_last: bool | None, schedule: str, cooldown_minutes: float,
     stop_file: str | None,
@@ -135,7 +138,7 @@ def train_command(
         checkpoint=checkpoint, checkpoint_kind=checkpoint_kind,
         checkpoint_minutes=checkpoint_minutes, resume=resume, init=init_weights, init_also=list(init_also) or None, continue_from=continue_from,
         freeze=[f for f in (freeze or "").split(",") if f] or None, heads_only=heads_only,
-        cache_analysis=cache_analysis, cache_views=int(cache_views), context_input=context_input,
+        cache_analysis=cache_analysis, cache_views=int(cache_views), context_input=context_input, rate_input=rate_input,
     )
     result = train(config, log=lambda line: click.echo(line, err=True))
     click.echo(f"{result.step} steps, {result.ms_per_step:.1f} ms/step on {result.device}")

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import LicError
+from ..latents.base import RATE_INPUTS
 from .analysis_cache import CACHE_VIEWS, AnalysisCache
 from .checkpoint import load_checkpoint, read_index, save_checkpoint
 from .data import CropSampler, CropSpec, image_files, load_images
@@ -83,6 +84,7 @@ class TrainConfig:
     cache_analysis: bool = False  # heads-only: analyse every image once, sample latent crops
     cache_views: int = CACHE_VIEWS  # the analysis cache's views of each image (1, 2 or 4)
     context_input: str = "noise"  # context models: what the context sees ("noise" or "rounded" ŷ)
+    rate_input: str = "noise"  # what y's rate is measured on ("noise" or the "rounded" residual)
     schedule: str = "cosine"  # or "constant": warm-up, constant lr, a cool-down at the run's end
     cooldown_minutes: float = 0.0  # "constant": the last minutes of --minutes, decaying the lr
     cooldown_steps: int | None = None  # "constant": the cool-down in steps (else from the minutes)
@@ -374,6 +376,12 @@ def _setup_model(config: TrainConfig, device: torch.device, log: Callable[[str],
         if not hasattr(model.latent_codec, "context_input"):
             raise LicError(f"--context-input rounded: {spec.name} has no context to feed rounded latents")
         model.latent_codec.context_input = "rounded"
+    if config.rate_input not in RATE_INPUTS:
+        raise LicError(f"unknown --rate-input '{config.rate_input}' ({' or '.join(RATE_INPUTS)})")
+    if config.rate_input == "rounded":
+        if not hasattr(model.latent_codec, "rate_input"):
+            raise LicError(f"--rate-input rounded: {spec.name} has no rounded rate (its latents are layered)")
+        model.latent_codec.rate_input = "rounded"
     for name, p in model.named_parameters():
         p.requires_grad_(name not in frozen)
     model = model.to(device)

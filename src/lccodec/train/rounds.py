@@ -35,6 +35,8 @@ from ..errors import LicError
 
 #: The hyperprior's transforms, which the other models share (frozen by their recipes).
 TRANSFORMS = "g_a.,g_s.,g_a_linear.,g_s_linear.,gain.,inv_gain."
+#: The hyperprior's entropy model of y (z's analysis and synthesis, z's density).
+HYPER_PATH = "h_a.,h_s.,z_density."
 #: What a fresh model of each name trains with (the project's measured choice; docs/training.md).
 #: "init": the weights file (in the repository) a fresh model warm starts from; "heads_only":
 #: every run of the model trains its entropy model alone on the frozen transforms (issue 13),
@@ -58,10 +60,11 @@ RECIPES: dict[str, dict] = {
                     "init": "weights/hyperprior.safetensors", "heads_only": True, "cache_analysis": True},
     # y3, y2 come from analysis heads of their own: the full loss, the shared transforms frozen;
     # h_s at the hyperprior's full width (K=288: y4 codes exactly like the hyperprior at step 0;
-    # the pruned K=96 cost 30 % at q1), HC's own layers (head3, c3, ...) from the shipped K=96 file
+    # the pruned K=96 cost 30 % at q1), HC's own layers (head3, c3, ...) from the shipped K=96 file;
+    # the hyper path frozen too (round 2): y4 keeps coding exactly like the hyperprior
     "hierarchical": {"config": {"linear_path": True, "K": 288}, "batch": 8, "crop": 256, "lr": 5e-4,
                      "init": "weights/hyperprior.safetensors", "init_config": {"linear_path": True},
-                     "init_also": "weights/hierarchical.safetensors", "freeze": TRANSFORMS},
+                     "init_also": "weights/hierarchical.safetensors", "freeze": f"{TRANSFORMS},{HYPER_PATH}"},
 }
 DEFAULT_RECIPE = {"config": {}, "batch": 8, "crop": 256, "lr": 6e-4}
 
@@ -206,6 +209,8 @@ def train_argv(run: RunFolder, data: str, minutes: float, cooldown: float, repo:
             argv += ["--cache-views", str(recipe["cache_views"])]
     if recipe.get("context_input"):
         argv += ["--context-input", recipe["context_input"]]
+    if recipe.get("rate_input"):
+        argv += ["--rate-input", recipe["rate_input"]]
     if recipe.get("freeze"):
         argv += ["--freeze", recipe["freeze"]]
     shipped = shipped_weights(run.model, repo)
