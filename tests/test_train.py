@@ -419,16 +419,6 @@ def test_rounded_context_input_feeds_the_decoders_latents(model):
     assert y.grad is not None and float(y.grad.abs().sum()) > 0
 
 
-def test_context_input_is_refused_where_there_is_no_context(data_dir):
-    from lccodec.errors import LicError
-
-    with pytest.raises(LicError, match="hyperprior has no context"):
-        train(tiny_config(data_dir, model="hyperprior", steps=1, context_input="rounded"), log=quiet)
-    result = train(tiny_config(data_dir, model="context", steps=2, heads_only=True, context_input="rounded"),
-                   log=quiet)
-    assert result.model.latent_codec.context_input == "rounded" and np.isfinite(result.history[-1]["loss"])
-
-
 def test_rounded_rate_is_the_coders_rate():
     """rate_likelihood "rounded": p(round(y − μ) | 0, σ), the probability the coder gives the
     symbol it writes, with μ learning straight-through; "noise" is p(y + u | μ, σ)."""
@@ -465,14 +455,18 @@ def test_rounded_rate_input_trains_on_the_coded_residual(model):
     assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in net.parameters())
 
 
-def test_rate_input_is_refused_where_latents_are_layered(data_dir):
+@pytest.mark.parametrize("option, refused, reason", [
+    ("context_input", "hyperprior", "has no context"),
+    ("rate_input", "hierarchical", "has no rounded rate"),
+])
+def test_rounded_switches_are_refused_where_a_model_lacks_them(data_dir, option, refused, reason):
     from lccodec.errors import LicError
 
-    with pytest.raises(LicError, match="hierarchical has no rounded rate"):
-        train(tiny_config(data_dir, model="hierarchical", steps=1, rate_input="rounded"), log=quiet)
-    result = train(tiny_config(data_dir, model="context", steps=2, heads_only=True, rate_input="rounded"),
+    with pytest.raises(LicError, match=f"{refused} {reason}"):
+        train(tiny_config(data_dir, model=refused, steps=1, **{option: "rounded"}), log=quiet)
+    result = train(tiny_config(data_dir, model="context", steps=2, heads_only=True, **{option: "rounded"}),
                    log=quiet)
-    assert result.model.latent_codec.rate_input == "rounded" and np.isfinite(result.history[-1]["loss"])
+    assert getattr(result.model.latent_codec, option) == "rounded" and np.isfinite(result.history[-1]["loss"])
 
 
 def test_init_also_fills_only_what_the_warm_start_left_fresh(tmp_path):

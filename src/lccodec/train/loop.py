@@ -339,6 +339,17 @@ def _continuation_index(weights: str) -> dict:
     }
 
 
+def set_quantisation_switch(codec: object, model: str, name: str, value: str, missing: str) -> None:
+    """Set the training switch `name` ("context_input" or "rate_input": "noise" or "rounded") of a
+    latent codec; "rounded" is refused, saying `missing`, where the codec has no such switch."""
+    if value not in RATE_INPUTS:
+        raise LicError(f"unknown --{name.replace('_', '-')} '{value}' ({' or '.join(RATE_INPUTS)})")
+    if value == "rounded":
+        if not hasattr(codec, name):
+            raise LicError(f"--{name.replace('_', '-')} rounded: {model} {missing}")
+        setattr(codec, name, value)
+
+
 def _setup_model(config: TrainConfig, device: torch.device, log: Callable[[str], None]):
     """Model, optimizer and the state to resume from (a fresh run when config.resume is None)."""
     from ..models import build_model, model_by_name  # lazy: models import the entropy coder
@@ -370,18 +381,10 @@ def _setup_model(config: TrainConfig, device: torch.device, log: Callable[[str],
             raise LicError(f"{spec.name} cannot train its entropy model alone (--heads-only): "
                            "part of its analysis is its own; train it with --freeze and the full loss")
         frozen += [n for n, _ in model.named_parameters() if n.split(".")[0] in model.transform_modules]
-    if config.context_input not in ("noise", "rounded"):
-        raise LicError(f"unknown --context-input '{config.context_input}' (noise or rounded)")
-    if config.context_input == "rounded":
-        if not hasattr(model.latent_codec, "context_input"):
-            raise LicError(f"--context-input rounded: {spec.name} has no context to feed rounded latents")
-        model.latent_codec.context_input = "rounded"
-    if config.rate_input not in RATE_INPUTS:
-        raise LicError(f"unknown --rate-input '{config.rate_input}' ({' or '.join(RATE_INPUTS)})")
-    if config.rate_input == "rounded":
-        if not hasattr(model.latent_codec, "rate_input"):
-            raise LicError(f"--rate-input rounded: {spec.name} has no rounded rate (its latents are layered)")
-        model.latent_codec.rate_input = "rounded"
+    set_quantisation_switch(model.latent_codec, spec.name, "context_input", config.context_input,
+                            "has no context to feed rounded latents")
+    set_quantisation_switch(model.latent_codec, spec.name, "rate_input", config.rate_input,
+                            "has no rounded rate (its latents are layered)")
     for name, p in model.named_parameters():
         p.requires_grad_(name not in frozen)
     model = model.to(device)
