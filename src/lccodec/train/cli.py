@@ -8,6 +8,7 @@ import click
 
 from ..cli import LicCommand
 from ..errors import LicError
+from ..latents.base import RATE_INPUTS
 
 
 def _parse_config(items: tuple[str, ...]) -> dict:
@@ -68,10 +69,10 @@ def _parse_qualities(text: str | None) -> list[int] | None:
 @click.option("--cache-views", type=click.Choice(["1", "2", "4"]), default="2", show_default=True,
               help="Views of each image in the analysis cache: 1 as it is, 2 with its mirror image, "
                    "4 also upside down (more variety where images hold few crops).")
-@click.option("--context-input", type=click.Choice(["noise", "rounded"]), default="noise", show_default=True,
+@click.option("--context-input", type=click.Choice(RATE_INPUTS), default="noise", show_default=True,
               help="Context and reference models: what the context sees in training, y plus noise, or "
                    "the rounded ŷ = round(y - mean) + mean the decoder sees (a first pass gives the mean).")
-@click.option("--rate-input", type=click.Choice(["noise", "rounded"]), default="noise", show_default=True,
+@click.option("--rate-input", type=click.Choice(RATE_INPUTS), default="noise", show_default=True,
               help="What y's rate is measured on: y plus noise (the usual proxy), or the rounded "
                    "residual round(y - mean) the coder spends bits on (the mean learns straight-through).")
 @click.option("--checkpoint", type=click.Path(file_okay=False), help="Write checkpoints into this folder.")
