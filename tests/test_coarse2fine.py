@@ -86,3 +86,14 @@ def test_train_init_runs_the_coarse2fine_warm_start(tmp_path):
         assert torch.equal(model.state_dict()[name], fp16(hyper.state_dict()[name])), name
     assert model.h_s[2].weight.shape[1] == 8 and model.z_density.channels == 8  # pruned; z2 its own
     assert float(model.agg1[2].weight.detach().abs().max()) == 0.0
+
+
+def test_warm_start_at_full_width_keeps_the_hyperprior_h_s(tmp_path):
+    """K = 3M/2 (the round-4 recipe's K=288): h_s is the hyperprior's, its hidden channels reordered."""
+    import torch
+
+    model, hyper, _ = warm_started_by_train_init(tmp_path, "coarse2fine", {"N": 16, "M": 24, "K": 36, "N2": 8, "A": 8})
+    hyper.h_s.load_state_dict({k: v.half().float() for k, v in hyper.h_s.state_dict().items()})  # as stored
+    z = torch.randn(1, 16, 3, 4)
+    with torch.no_grad():
+        assert torch.allclose(model.h_s(z), hyper.h_s(z), atol=1e-5)

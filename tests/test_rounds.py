@@ -143,6 +143,16 @@ def test_a_fresh_reference_round_warm_starts_from_the_context_model(tmp_path):
     assert argv[argv.index("--init") + 1].endswith("weights/context.safetensors")
     assert "hyper_residual=false" in argv  # the context model's entropy parameters, exactly
     assert argv[argv.index("--context-input") + 1] == "rounded"
+    assert argv[argv.index("--rate-input") + 1] == "rounded" and argv[argv.index("--lr") + 1] == "0.0005"
+    # a trained reference model on the same transforms is continued, at the recipe's lower lr
+    from lccodec.models.reference import ReferenceModel, init_from_context
+
+    trained = init_from_context(ReferenceModel(**SMALL, linear_path=True, hyper_residual=False),
+                                tmp_path / "weights" / "context.safetensors")
+    shipped = tmp_path / "weights" / "reference.safetensors"
+    save_weights(shipped, trained, trained.build_tables(), {"steps": 700})
+    argv, origin = train_argv(run, "DATA", 170, 25, tmp_path)
+    assert argv[argv.index("--continue") + 1] == str(shipped) and argv[argv.index("--lr") + 1] == "0.0002"
 
 
 def test_a_fresh_hierarchical_round_trains_its_own_layers_on_the_frozen_transforms(tmp_path):
@@ -166,6 +176,15 @@ def test_a_fresh_hierarchical_round_trains_its_own_layers_on_the_frozen_transfor
     frozen = {n.split(".")[0] for n, _ in HierarchicalModel(**SMALL).named_parameters() if n.startswith(tuple(prefixes))}
     # y4 codes as the hyperprior does; HC's own layers train (not gain3, gain2, head3 ...)
     assert frozen == {"g_a", "g_s", "gain", "inv_gain", "h_a", "h_s", "z_density"}
+
+
+def test_a_fresh_coarse2fine_round_keeps_the_hyperprior_h_s_at_full_width(tmp_path):
+    run = RunFolder("coarse2fine", tmp_path / "runs")
+    (tmp_path / "weights").mkdir()
+    _weights(tmp_path / "weights" / "hyperprior.safetensors", {"steps": 900}, linear_path=True)
+    argv, origin = train_argv(run, "DATA", 170, 25, tmp_path)
+    assert "--heads-only" in argv and "K=288" in argv and argv[argv.index("--rate-input") + 1] == "rounded"
+    assert argv[argv.index("--init") + 1].endswith("weights/hyperprior.safetensors")
 
 
 def test_an_export_worse_than_the_shipped_weights_is_logged_but_not_installed(tmp_path, monkeypatch):

@@ -42,7 +42,8 @@ HYPER_PATH = "h_a.,h_s.,z_density."
 #: every run of the model trains its entropy model alone on the frozen transforms (issue 13),
 #: "cache_analysis": on analyses computed once per image; "freeze": parameter-name prefixes
 #: left untrained (`lic train --freeze`), with the full loss; "init_config": the config the init
-#: file must hold (default: "config").
+#: file must hold (default: "config"); "continue_lr": the learning rate when a round continues the
+#: shipped weights (default: "lr").
 RECIPES: dict[str, dict] = {
     # lr 2e-4 from round 3 on: at 5e-4 the loss stayed flat from step ~6k to 23.5k (round 2)
     "hyperprior": {"config": {"linear_path": True}, "batch": 8, "crop": 256, "lr": 2e-4},
@@ -51,13 +52,18 @@ RECIPES: dict[str, dict] = {
     # 320² crops (20×20 latents; 707 of the 716 training photos hold one): the search needs room;
     # no hyper residual, so the fresh model takes the context model's entropy parameters exactly;
     # 4 cache views: at 320² only scale 1.0 of most photos holds a crop (1,440 analyses with 2);
-    # the context sees rounded ŷ: continuing on noisy y drifted +5.8 % in round 3, rounded −0.1 %
+    # the context sees rounded ŷ: continuing on noisy y drifted +5.8 % in round 3, rounded −0.1 %;
+    # y's rate on the coded residual round(y − μ) (round 4: the noisy proxy reads 0.579 bpp of y at
+    # q1 where the coder spends 0.423)
     "reference": {"config": {"linear_path": True, "hyper_residual": False}, "batch": 16, "crop": 320,
                   "lr": 5e-4, "init": "weights/context.safetensors", "init_config": {"linear_path": True},
-                  "heads_only": True, "cache_analysis": True, "cache_views": 4, "context_input": "rounded"},
-    # the second hyper level on the frozen transforms (its aggregation into g_s stays zero)
-    "coarse2fine": {"config": {"linear_path": True}, "batch": 16, "crop": 256, "lr": 5e-4,
-                    "init": "weights/hyperprior.safetensors", "heads_only": True, "cache_analysis": True},
+                  "heads_only": True, "cache_analysis": True, "cache_views": 4, "context_input": "rounded",
+                  "rate_input": "rounded", "continue_lr": 2e-4},
+    # the second hyper level on the frozen transforms (its aggregation into g_s stays zero); h_s at
+    # the hyperprior's full width (K=288: y codes exactly like the hyperprior at step 0, as HC's)
+    "coarse2fine": {"config": {"linear_path": True, "K": 288}, "batch": 16, "crop": 256, "lr": 5e-4,
+                    "init": "weights/hyperprior.safetensors", "init_config": {"linear_path": True},
+                    "heads_only": True, "cache_analysis": True, "rate_input": "rounded"},
     # y3, y2 come from analysis heads of their own: the full loss, the shared transforms frozen;
     # h_s at the hyperprior's full width (K=288: y4 codes exactly like the hyperprior at step 0;
     # the pruned K=96 cost 30 % at q1), HC's own layers (head3, c3, ...) from the shipped K=96 file;
@@ -229,6 +235,8 @@ def train_argv(run: RunFolder, data: str, minutes: float, cooldown: float, repo:
         stale = f" (the local checkpoint was trained on other transforms: moved to {aside})"
     if _trained_with_recipe(shipped, recipe) and _manifest(shipped).get("steps"):
         if fresh_transforms is None or not _other_transforms(_transforms(run.model, shipped), fresh_transforms):
+            if recipe.get("continue_lr"):
+                argv[argv.index("--lr") + 1] = f"{recipe['continue_lr']:g}"
             return argv + ["--continue", str(shipped)], f"shipped weights {shipped}{stale}"
         stale += f" (the shipped {run.model} was trained on other transforms)"
     for key, value in recipe["config"].items():
