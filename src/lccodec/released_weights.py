@@ -65,7 +65,7 @@ RELEASES: tuple[Release, ...] = (
     Release("coarse2fine", "2ccabf79", "2ccabf79b57b44e4ff04eeb73e1c0d89e0ed8104dd1a6ccbc857d7984588f972", "0.1.0", "63519b4", "2026-12-06"),
     Release("reference", "e79766cf", "e79766cfb1dffea28911a2c9e6ccd8ded20e73a845a963d52b6db8d999b3db2f", "0.1.0", "8851d67", "2026-12-06"),
     Release("hierarchical", "88bba31f", "88bba31fcd725231a28afda7514bc20ea9702776de7eb39fffbde14a68edc81b", "0.1.0", "72a296f", "2026-12-07", "transforms-41ee4481.safetensors"),
-    Release("coarse2fine", "26118b0e", "26118b0ea2d9b7b1e6910fb7f8f8c491347fa200862b79c14b8508a662411575", "0.1.0", None, "2026-12-07", "transforms-41ee4481.safetensors"),
+    Release("coarse2fine", "26118b0e", "26118b0ea2d9b7b1e6910fb7f8f8c491347fa200862b79c14b8508a662411575", "0.1.0", "d3bf9a8", "2026-12-07", "transforms-41ee4481.safetensors"),
 )  # new rows go above this line
 
 
