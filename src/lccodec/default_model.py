@@ -9,5 +9,5 @@ from __future__ import annotations
 
 DEFAULT_MODEL = "reference"
 REASON = ("best Kodak RD of the models that decode 768x512 in <= 1 s on 2 CPU threads: BD-rate "
-          "-3.6 % against the context model, -18.1 % against the hyperprior; decode 0.71 s (context 0.48 s, "
-          "hyperprior 0.26 s; benchmarks/decode_speed.py), 2026-12-06; docs/results.md")
+          "-18.3 % against the context model, -9.9 % against the hyperprior (2026-12-07); decode 0.71 s "
+          "(context 0.48 s, hyperprior 0.26 s; benchmarks/decode_speed.py, 2026-12-06); docs/results.md")
