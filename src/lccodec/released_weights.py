@@ -66,8 +66,8 @@ RELEASES: tuple[Release, ...] = (
     Release("reference", "e79766cf", "e79766cfb1dffea28911a2c9e6ccd8ded20e73a845a963d52b6db8d999b3db2f", "0.1.0", "8851d67", "2026-12-06"),
     Release("hierarchical", "88bba31f", "88bba31fcd725231a28afda7514bc20ea9702776de7eb39fffbde14a68edc81b", "0.1.0", "72a296f", "2026-12-07", "transforms-41ee4481.safetensors"),
     Release("coarse2fine", "26118b0e", "26118b0ea2d9b7b1e6910fb7f8f8c491347fa200862b79c14b8508a662411575", "0.1.0", "d3bf9a8", "2026-12-07", "transforms-41ee4481.safetensors"),
-    Release("reference", "cc6d91aa", "cc6d91aaf90e02f7f535d2beabca18de32a7e177fa4613d1acd82e02ced87434", "0.1.0", None, "2026-12-07", "transforms-41ee4481.safetensors"),
-    Release("hyperprior", "14b13e50", "14b13e504c7a90099263441ad3ddd771f70c4a013b55c3f064ec79f7b023b18e", "0.1.0", None, "2026-12-07", "transforms-41ee4481.safetensors"),
+    Release("reference", "cc6d91aa", "cc6d91aaf90e02f7f535d2beabca18de32a7e177fa4613d1acd82e02ced87434", "0.1.0", "3631902", "2026-12-07", "transforms-41ee4481.safetensors"),
+    Release("hyperprior", "14b13e50", "14b13e504c7a90099263441ad3ddd771f70c4a013b55c3f064ec79f7b023b18e", "0.1.0", "3631902", "2026-12-07", "transforms-41ee4481.safetensors"),
 )  # new rows go above this line
 
 
