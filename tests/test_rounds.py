@@ -48,9 +48,9 @@ def test_training_log_rows_are_appended_to_the_model_card(tmp_path):
     card = tmp_path / "hyperprior.md"
     card.write_text("# Model card: hyperprior\n\nSome text.\n\n## Reproduce\n\nmore\n")
     row = {"points": {q: (0.1 * q, 25.0 + q) for q in range(1, 9)},
-           "mbt2018-mean": 41.25, "WebP": -3.04, "AV1": None}
+           "mbt2018-mean": 41.25, "WebP": -3.04, "AV1": None, "ceiling": 37.071}
     line = log_row(row, {"date": "2026-12-03T10:00:00Z", "steps": 12000, "device_minutes": 171.4}, "abcd1234")
-    assert line == ("| 2026-12-03 | 12000 | 171 | 0.100 / 26.00 | 0.400 / 29.00 | 0.800 / 33.00 "
+    assert line == ("| 2026-12-03 | 12000 | 171 | 0.100 / 26.00 | 0.400 / 29.00 | 0.800 / 33.00 | 37.07 "
                     "| +41.2 % | -3.0 % | no overlap | `abcd1234` |")
     append_log(card, line)
     append_log(card, line.replace("12000", "24000"))
@@ -59,6 +59,17 @@ def test_training_log_rows_are_appended_to_the_model_card(tmp_path):
     rows = [s for s in text.split(LOG_HEADING)[1].splitlines() if s.startswith("| 2026")]
     assert [r.split(" | ")[1] for r in rows] == ["12000", "24000"]
     assert text.endswith(line.replace("12000", "24000") + "\n")
+
+
+def test_a_training_log_row_goes_into_the_first_table_under_the_heading(tmp_path):
+    """A card may have prose and another table after the log: the row joins the log's table."""
+    card = tmp_path / "hyperprior.md"
+    log = "| date | steps |\n| --- | --- |\n| 2026-12-01 | 1 |\n"
+    card.write_text(f"# Card\n\n{LOG_HEADING}\n\n{log}\nProse.\n\n| other | table |\n| --- | --- |\n| a | b |\n")
+    append_log(card, "| 2026-12-02 | 2 |")
+    text = card.read_text()
+    assert "| 2026-12-01 | 1 |\n| 2026-12-02 | 2 |\n\nProse." in text
+    assert text.endswith("| a | b |\n")
 
 
 

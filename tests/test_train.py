@@ -491,3 +491,55 @@ def test_init_also_fills_only_what_the_warm_start_left_fresh(tmp_path):
     assert torch.equal(ours["c3.0.weight"], theirs["c3.0.weight"].half().float())  # files hold fp16
     for name in ("h_s.0.weight", "h_a.0.weight", "g_a.0.weight"):
         assert torch.equal(ours[name], base[name].half().float()), name
+
+
+def test_a_run_ends_with_its_transform_ceiling_and_real_files_on_held_in_images(data_dir):
+    """Issue 28: every run logs the unrounded round trip at the top gain and real-file points."""
+    from lccodec.train.evaluation import EVAL_QUALITIES
+
+    lines: list[str] = []
+    result = train(tiny_config(data_dir, steps=3), log=lines.append)
+    (last,) = result.evaluations
+    assert last["step"] == 3 and np.isfinite(last["ceiling_db"])
+    assert sorted(last["points"]) == sorted(EVAL_QUALITIES)
+    assert all(b > 0 and np.isfinite(p) for b, p in last["points"].values())
+    assert lines[-1].startswith("eval  ceiling ") and "real files q2 " in lines[-1]
+
+
+def test_a_failed_evaluation_is_logged_and_does_not_end_the_run(data_dir, monkeypatch):
+    from lccodec.train import evaluation
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("no disk")
+
+    monkeypatch.setattr(evaluation, "real_file_points", broken)
+    lines: list[str] = []
+    result = train(tiny_config(data_dir, steps=3), log=lines.append)
+    assert result.step == 3 and result.evaluations == []
+    assert lines[-1] == "eval failed: RuntimeError: no disk"
+
+
+def test_the_ceiling_is_exact_where_the_round_trip_is_the_identity():
+    """The ceiling measures the round trip's pixels against the image's own (8-bit rounding)."""
+    from lccodec.train.evaluation import ceiling_psnr
+
+    class Identity(torch.nn.Module):
+        lambdas, stride, name = (1.0, 2.0), 64, "identity"
+
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(1))
+
+        def analysis(self, x):
+            return x
+
+        synthesis = analysis
+
+        def apply_gain(self, y, q):
+            return y * 3.0
+
+        def inverse_gain(self, y, q):
+            return y / 3.0
+
+    pixels = np.random.default_rng(1).integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    assert ceiling_psnr(Identity(), pixels) == float("inf")

@@ -46,7 +46,8 @@ def _parse_qualities(text: str | None) -> list[int] | None:
               help="End this run after so many minutes (alone: the whole training gets this time).")
 @click.option("--until", "stop_at", type=click.IntRange(min=1),
               help="End this run at this step, keeping the planned schedule (for chunks).")
-@click.option("--qualities", help="Quality levels to train, e.g. 1,2,3 (default: all of the ladder).")
+@click.option("--qualities", help="Quality levels to train, e.g. 1,2,3 (default: all of the ladder); a level "
+              "named twice is drawn twice as often, e.g. 1,2,3,4,5,6,7,7,8,8.")
 @click.option("--batch", default=16, show_default=True, type=click.IntRange(min=1))
 @click.option("--crop", default=256, show_default=True, type=int, help="Crop side (multiple of 64).")
 @click.option("--lr", default=6e-4, show_default=True, type=float, help="Peak learning rate.")

@@ -30,6 +30,7 @@ from ..latents.base import RATE_INPUTS
 from .analysis_cache import CACHE_VIEWS, AnalysisCache
 from .checkpoint import load_checkpoint, read_index, save_checkpoint
 from .data import CropSampler, CropSpec, image_files, load_images
+from .evaluation import EVAL_MINUTES, evaluator
 
 PROBE_STEPS = 20  # steps timed to turn a --minutes budget into a planned step count
 REWARM_STEPS = 100  # lr ramp after resuming without optimizer state
@@ -101,6 +102,7 @@ class TrainResult:
     history: list[dict]
     ms_per_step: float
     meta: dict  # the checkpoint index fields (step, plan, devices, data, config): see export
+    evaluations: list[dict] = field(default_factory=list)  # every evaluation: step, ceiling, points
 
 
 @dataclass
@@ -438,6 +440,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
         raise LicError("--cache-analysis goes with --heads-only (the analysis must be frozen)")
     images = load_images(config.data, device)
     data = data_summary(config.data, images)
+    evaluate = evaluator(images, log)  # the ceiling and real files on held-in images (issue 28)
     sampler = CropSampler(images, CropSpec(size=config.crop, min_scale=config.min_scale), config.seed)
     lambdas = torch.tensor(model.lambdas, dtype=torch.float32, device=device)
     levels = len(model.lambdas)
@@ -491,9 +494,10 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
             torch.cuda.synchronize(device)
 
     history: list[dict] = []
+    evaluations: list[dict] = []  # the ceiling and real-file points (evaluation.Evaluation) by step
     guard = SpikeGuard()
     ladder: dict[int, torch.Tensor] = {}  # per quality: running (loss, bpp, PSNR)
-    start_step, last_ckpt, t_timed = step, start, None
+    start_step, last_ckpt, last_eval, t_timed = step, start, start, None
     cool_from: int | None = None  # constant schedule: the step its cool-down began
     cool_steps = 0
 
@@ -607,6 +611,10 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
                 if config.checkpoint and cool_from is None and now - last_ckpt >= config.checkpoint_minutes * 60.0:
                     ckpt()
                     last_ckpt = time.perf_counter()
+                if now - last_eval >= EVAL_MINUTES * 60.0:
+                    if (result := evaluate(model)) is not None:
+                        evaluations.append({"step": step, **asdict(result)})
+                    last_eval = window_t = time.perf_counter()  # the evaluation is not step time
 
     sync()
     elapsed = time.perf_counter() - start
@@ -617,7 +625,10 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
     if cool_from is None:
         ckpt()
     log(f"stopped at step {step}/{plan.steps}: {elapsed / 60:.1f} min, {ms:.1f} ms/step this run")
+    if (result := evaluate(model)) is not None:
+        evaluations.append({"step": step, **asdict(result)})
     return TrainResult(
         model=model, step=step, planned_steps=plan.steps or step, device=label,
         device_seconds=used_seconds(), history=history, ms_per_step=ms, meta=run_meta(),
+        evaluations=evaluations,
     )
