@@ -90,7 +90,7 @@ def test_unused_words_inside_every_latent_stream_are_refused(codecs, model):
     for kind in LATENT_KINDS[model]:
         name = STREAM_NAMES[kind]
         before = _replaced(data, kind, EXTRA_WORD + _stream(data, kind).data)
-        _refused(codecs[model], before, rf"the {name} stream does not end at its last symbol \(it is cut short or holds more data\)")
+        _refused(codecs[model], before, f"the {name} stream does not end at its last symbol")
         after = _replaced(data, kind, _stream(data, kind).data + EXTRA_WORD)
         _refused(codecs[model], after, "stream|escape")
 
@@ -105,7 +105,8 @@ def test_every_emptied_latent_stream_is_refused(codecs, model):
             if stream.kind in (STREAM_ESCAPE, STREAM_ALPHA):
                 continue
             _refused(codecs[model], _replaced(data, stream.kind, b""),
-                     f"^corrupt: the {STREAM_NAMES[stream.kind]} stream ends before its last symbol$")
+                     f"^corrupt: the {STREAM_NAMES[stream.kind]} stream ends before its last symbol; "
+                     f"the streams do not fit the {model} model named in the header$")
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -121,6 +122,16 @@ def test_every_cut_short_latent_stream_is_refused(codecs, model):
                      rf"^corrupt: the {name} stream (ends before|does not end at) its last symbol")
             _refused(codecs[model], _replaced(data, kind, words[:-4 * cut]),
                      rf"^corrupt: the {name} stream |^corrupt: escape")
+
+
+@pytest.mark.parametrize("source, target", [("hyperprior", "context"), ("context", "hyperprior")])
+def test_a_file_relabelled_as_another_model_is_told_its_streams_do_not_fit(codecs, source, target):
+    """Same stream kinds, flags and (no) params: only the tables tell the models apart."""
+    header, streams = container.unpack(_vector(source))
+    codec = codecs[target]
+    relabelled = dataclasses.replace(header, model_id=codec.spec.model_id, weights_id=codec.weights_id)
+    _refused(codec, container.pack(relabelled, streams),
+             f"^corrupt: the z stream .*; the streams do not fit the {target} model named in the header$")
 
 
 # ------------------------------------------------------------------------ escape stream
@@ -157,7 +168,8 @@ def test_a_missing_or_overlong_escape_stream_is_refused(codecs, model):
 def test_unknown_stream_kinds_are_refused(codecs, model):
     data = _vector(model)
     for kind in (9, 200):
-        _refused(codecs[model], _with(data, add=[Stream(kind, b"\x00" * 8, 3)]), f"kind {kind}.* does not belong")
+        _refused(codecs[model], _with(data, add=[Stream(kind, b"\x00" * 8, 3)]),
+                 f"^corrupt: an unknown stream \\(kind {kind}\\) does not belong")
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -27,7 +27,7 @@ from .coding import EscapeReader, EscapeWriter
 from .container import STREAM_ALPHA, STREAM_ESCAPE, Header, Stream
 from .default_model import DEFAULT_MODEL
 from .device import resolve_device
-from .errors import FormatError, LicError, LicWarning, ModelError
+from .errors import FormatError, LicError, LicWarning, ModelError, StreamError
 from .imageio import RasterImage, load_image
 from .metrics import psnr
 from .models import LicModel, ModelSpec, build_model, model_by_id, model_by_name, weights_path
@@ -262,12 +262,15 @@ class Codec:
         inputs = latent_inputs(header, streams, self.model.stride)
         by_kind, escapes = inputs.streams, inputs.escapes
         check_side_streams(header, by_kind)
-        with self._lock, torch.inference_mode():
-            x_hat = self.model.decompress(
-                by_kind, inputs.padded_hw, quality, escapes, self.device,
-                layer_flags=header.layer_flags, params=header.params,
-            )
-        check_escapes_used(escapes, by_kind[STREAM_ESCAPE])
+        try:
+            with self._lock, torch.inference_mode():
+                x_hat = self.model.decompress(
+                    by_kind, inputs.padded_hw, quality, escapes, self.device,
+                    layer_flags=header.layer_flags, params=header.params,
+                )
+            check_escapes_used(escapes, by_kind[STREAM_ESCAPE])
+        except StreamError as exc:  # damaged, or relabelled: another model's streams fail the same way
+            raise StreamError(f"{exc}; the streams do not fit the {self.spec.name} model named in the header") from None
         channels = 1 if header.mode in ("L", "LA") else 3
         colour = self._to_pixels(x_hat, header.height, header.width, channels)
         if header.mode in ("LA", "RGBA"):

@@ -201,7 +201,7 @@ def load_image(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS, strip: b
     elif hasattr(source, "read"):
         label, fp = str(getattr(source, "name", "<stream>")), source
     else:
-        raise ImageError(f"cannot load an image from a {type(source).__name__}")
+        raise ImageError(f"cannot load an image from an object of type {type(source).__name__}")
     try:
         with warnings.catch_warnings():
             # Our own max_pixels check is the limit; Pillow's hard error still applies above it.
@@ -302,4 +302,4 @@ def save_image(img: RasterImage | Image.Image, dest: str | os.PathLike | BinaryI
     except LicError:
         raise
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ImageError(f"cannot save a {pil.mode} image as {fmt} to '{label}': {exc}") from exc
+        raise ImageError(f"cannot save an image of mode {pil.mode} as {fmt} to '{label}': {exc}") from exc

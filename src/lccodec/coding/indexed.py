@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import FormatError
+from ..errors import FormatError, StreamError
 from .escape import EscapeReader, EscapeWriter
 from .tables import CdfTables
 
@@ -95,7 +95,8 @@ class IndexedDecoder:
     leads to a state above 0. No valid stream is refused: the encoder never ends a stream on bin
     0 (:meth:`IndexedEncoder.finish`), so its last symbol is decoded from a state above 0.
 
-    `what` names the stream in error messages. Malformed word sequences are a FormatError.
+    `what` names the stream in error messages. A length that is not whole words is a FormatError,
+    words that do not decode exactly to the symbols a StreamError.
     """
 
     def __init__(self, data: bytes, tables: CdfTables, escapes: EscapeReader, what: str) -> None:
@@ -111,11 +112,11 @@ class IndexedDecoder:
             raise self._corrupt(exc) from None
         self._last_bin = -1  # the bin of the last symbol decoded so far (-1: none yet)
 
-    def _corrupt(self, exc: Exception) -> FormatError:
-        return FormatError(f"corrupt: the {self.what} stream cannot be decoded ({exc})")
+    def _corrupt(self, exc: Exception) -> StreamError:
+        return StreamError(f"corrupt: the {self.what} stream cannot be decoded ({exc})")
 
-    def _ran_out(self) -> FormatError:
-        return FormatError(f"corrupt: the {self.what} stream ends before its last symbol")
+    def _ran_out(self) -> StreamError:
+        return StreamError(f"corrupt: the {self.what} stream ends before its last symbol")
 
     def decode(self, index: np.ndarray) -> np.ndarray:
         """One group's int64 values, in the flat order of `index`, escapes resolved."""
@@ -149,9 +150,8 @@ class IndexedDecoder:
                 raise self._ran_out()
             return
         if words:
-            raise FormatError(f"corrupt: the {self.what} stream holds more data than its symbols")
-        raise FormatError(f"corrupt: the {self.what} stream does not end at its last symbol "
-                          "(it is cut short or holds more data)")
+            raise StreamError(f"corrupt: the {self.what} stream holds more data than its symbols")
+        raise StreamError(f"corrupt: the {self.what} stream does not end at its last symbol")
 
 
 def encode_indexed(
