@@ -29,6 +29,27 @@ def test_decode_accepts_a_path(codec, tmp_path):
         lccodec.decode(tmp_path / "missing.lic")
 
 
+def test_max_pixels_bounds_encode_before_any_work(codec, monkeypatch):
+    image = photo_like(24, 40)  # 960 pixels
+    assert lccodec.decode(lccodec.encode(image, device="cpu", max_pixels=960), device="cpu").size == (40, 24)
+    from lccodec import codec as codec_module
+
+    monkeypatch.setattr(codec_module, "open_model", lambda *a, **k: pytest.fail("a model was loaded"))
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    for source in (image, buf.getvalue(), Image.open(io.BytesIO(buf.getvalue())), load_image(image)):
+        with pytest.raises(lccodec.ImageError, match="image too large: 40x24 pixels exceeds the limit of 959"):
+            lccodec.encode(source, max_pixels=959)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "100"])
+def test_max_pixels_must_be_a_positive_integer(bad):
+    with pytest.raises(LicError, match="max_pixels must be a positive integer"):
+        lccodec.encode(photo_like(8, 8), max_pixels=bad)
+    with pytest.raises(LicError, match="max_pixels must be a positive integer"):
+        lccodec.decode(b"\x89LIC", max_pixels=bad)
+
+
 def test_warnings_reach_python_users(codec):
     with pytest.warns(LicWarning, match="cannot reach"):
         enc = codec.encode(photo_like(32, 32), bpp=1e-4)

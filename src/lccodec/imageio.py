@@ -185,11 +185,17 @@ def _bomb_message(exc: Exception) -> str:
     return f"image too large: {exc}"
 
 
-def load_image(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS, strip: bool = False) -> RasterImage:
-    """Load an image from a path, bytes, binary file, PIL image or uint8/uint16 array.
+def load_image(source: Source | RasterImage, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+               strip: bool = False) -> RasterImage:
+    """Load an image from a path, bytes, binary file, PIL image or uint8/uint16 array (a
+    RasterImage comes back as it is). Images of more than `max_pixels` are refused from their
+    header, before their pixels are decoded.
 
     `strip=True`: no warning that an ICC profile or EXIF metadata is dropped (they always are).
     """
+    if isinstance(source, RasterImage):
+        _check_size(source.width, source.height, max_pixels)
+        return source
     if isinstance(source, np.ndarray):
         return _from_array(source, max_pixels)
     if isinstance(source, (str, os.PathLike)):
