@@ -33,7 +33,9 @@ from .metrics import psnr
 from .models import LicModel, ModelSpec, build_model, model_by_id, model_by_name, weights_path
 from .released_weights import find_release
 from .side_streams import alpha_from_png, alpha_to_png, check_escapes_used, check_side_streams
-from .weights_io import SHARED_FIELD, WeightsIdentity, load_weights, read_metadata, stored_bytes
+from .weights_io import (
+    SHARED_FIELD, WeightsIdentity, load_weights, part_path, read_metadata, read_weights, stored_bytes,
+)
 
 
 @dataclass
@@ -300,18 +302,39 @@ def _model_of_weights(path: str | os.PathLike) -> str:
     return name
 
 
+FileStat = tuple[int, int, int, int]  # size, mtime, ctime (ns), inode: what a change alters
+
+
 @functools.lru_cache(maxsize=32)
-def _cached_codec(name: str, device: str, weights: tuple[str, int, int, int], given: bool) -> Codec:
+def _cached_codec(name: str, device: str, weights: tuple[str, FileStat, FileStat | None], given: bool) -> Codec:
     return Codec(model_by_name(name), device, weights[0] if given else None)
 
 
-def _file_key(path: str | os.PathLike) -> tuple[str, int, int, int]:
-    """A weights file's cache key: its path, size, mtime and inode (a replaced file reloads)."""
+def _stat(path: str | os.PathLike) -> FileStat:
+    st = os.stat(path)
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_part(path: str, stat: FileStat) -> str | None:
+    """The part file a weights file names (its metadata), by the file's path and stat."""
+    return read_weights(path, tensors=False)[0].get(SHARED_FIELD)
+
+
+def _file_key(path: str | os.PathLike) -> tuple[str, FileStat, FileStat | None]:
+    """A weights file's cache key: its path and stat, and the stat of the part it shares (None:
+    no part, or none there). A file or part replaced or changed since it was loaded is loaded
+    and verified again."""
+    path = os.fspath(path)
     try:
-        st = os.stat(path)
+        own = _stat(path)
     except OSError as exc:
         raise ModelError(f"cannot read weights '{path}': {exc.strerror}") from None
-    return (os.fspath(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    part = _shared_part(path, own)
+    try:
+        return path, own, None if part is None else _stat(part_path(path, part))
+    except OSError:  # a missing part: the load says so
+        return path, own, None
 
 
 def open_model(name: str | None = None, device: str = "auto", weights: str | os.PathLike | None = None) -> Codec:
