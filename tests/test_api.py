@@ -50,6 +50,30 @@ def test_max_pixels_must_be_a_positive_integer(bad):
         lccodec.decode(b"\x89LIC", max_pixels=bad)
 
 
+@pytest.mark.parametrize("model", ["hyperprior", "context"])
+def test_threads_decoding_with_one_cached_model_get_identical_images(model):
+    """4 threads call lccodec.decode at once, on one cached codec: each image as decoded alone."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = [photo_like(24 + 8 * i, 40, seed=i) for i in range(3)]
+    images.append(np.dstack([photo_like(20, 36, seed=9), np.tile(np.arange(36, dtype=np.uint8) * 7, (20, 1))]))
+    files = [lccodec.encode(image, model, 2.0 + i, device="cpu") for i, image in enumerate(images)]
+    alone = [np.asarray(lccodec.decode(data, device="cpu")) for data in files]
+    codec, start = lccodec.open_model(model, "cpu"), threading.Barrier(4)
+
+    def decode_all(k: int) -> list[np.ndarray]:
+        start.wait()
+        return [np.asarray(lccodec.decode(files[(k + j) % 4], device="cpu")) for j in range(4)]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(decode_all, range(4)))
+    assert lccodec.open_model(model, "cpu") is codec  # one codec served every thread
+    for k, decoded in enumerate(results):
+        for j, image in enumerate(decoded):
+            assert np.array_equal(image, alone[(k + j) % 4]), (k, j)
+
+
 def test_warnings_reach_python_users(codec):
     with pytest.warns(LicWarning, match="cannot reach"):
         enc = codec.encode(photo_like(32, 32), bpp=1e-4)
