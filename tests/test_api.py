@@ -29,6 +29,51 @@ def test_decode_accepts_a_path(codec, tmp_path):
         lccodec.decode(tmp_path / "missing.lic")
 
 
+def test_max_pixels_bounds_encode_before_any_work(codec, monkeypatch):
+    image = photo_like(24, 40)  # 960 pixels
+    assert lccodec.decode(lccodec.encode(image, device="cpu", max_pixels=960), device="cpu").size == (40, 24)
+    from lccodec import codec as codec_module
+
+    monkeypatch.setattr(codec_module, "open_model", lambda *a, **k: pytest.fail("a model was loaded"))
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    for source in (image, buf.getvalue(), Image.open(io.BytesIO(buf.getvalue())), load_image(image)):
+        with pytest.raises(lccodec.ImageError, match="image too large: 40x24 pixels exceeds the limit of 959"):
+            lccodec.encode(source, max_pixels=959)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "100"])
+def test_max_pixels_must_be_a_positive_integer(bad):
+    with pytest.raises(LicError, match="max_pixels must be a positive integer"):
+        lccodec.encode(photo_like(8, 8), max_pixels=bad)
+    with pytest.raises(LicError, match="max_pixels must be a positive integer"):
+        lccodec.decode(b"\x89LIC", max_pixels=bad)
+
+
+@pytest.mark.parametrize("model", ["hyperprior", "context"])
+def test_threads_decoding_with_one_cached_model_get_identical_images(model):
+    """4 threads call lccodec.decode at once, on one cached codec: each image as decoded alone."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = [photo_like(24 + 8 * i, 40, seed=i) for i in range(3)]
+    images.append(np.dstack([photo_like(20, 36, seed=9), np.tile(np.arange(36, dtype=np.uint8) * 7, (20, 1))]))
+    files = [lccodec.encode(image, model, 2.0 + i, device="cpu") for i, image in enumerate(images)]
+    alone = [np.asarray(lccodec.decode(data, device="cpu")) for data in files]
+    codec, start = lccodec.open_model(model, "cpu"), threading.Barrier(4)
+
+    def decode_all(k: int) -> list[np.ndarray]:
+        start.wait()
+        return [np.asarray(lccodec.decode(files[(k + j) % 4], device="cpu")) for j in range(4)]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(decode_all, range(4)))
+    assert lccodec.open_model(model, "cpu") is codec  # one codec served every thread
+    for k, decoded in enumerate(results):
+        for j, image in enumerate(decoded):
+            assert np.array_equal(image, alone[(k + j) % 4]), (k, j)
+
+
 def test_warnings_reach_python_users(codec):
     with pytest.warns(LicWarning, match="cannot reach"):
         enc = codec.encode(photo_like(32, 32), bpp=1e-4)

@@ -150,6 +150,19 @@ def test_max_pixels_refuses_large_declared_size(png, tmp_path, capsys):
     assert not (tmp_path / "b.png").exists()
 
 
+def test_max_pixels_refuses_a_large_image_before_any_work(png, tmp_path, capsys, monkeypatch):
+    lic = tmp_path / "a.lic"  # png is 56x40 = 2240 pixels
+    assert run(["encode", str(png), str(lic), "--max-pixels", "2240"], capsys)[0] == 0
+    from lccodec import codec
+
+    monkeypatch.setattr(codec, "open_model", lambda *a, **k: pytest.fail("a model was loaded"))
+    code, _, err = run(["encode", str(png), str(tmp_path / "b.lic"), "--max-pixels", "2239"], capsys)
+    assert_one_error_line(code, err, "image too large: 56x40 pixels exceeds the limit of 2239")
+    assert not (tmp_path / "b.lic").exists()
+    code, _, err = run(["encode", str(png), str(tmp_path / "b.lic"), "--max-pixels", "0"], capsys)
+    assert code == 2 and "--max-pixels" in err
+
+
 def test_cli_single_file_goes_through_the_batch_functions(tmp_path, monkeypatch, capsys):
     from lccodec import batch
 

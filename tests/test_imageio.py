@@ -221,7 +221,7 @@ def test_to_pil_and_stream_save(mode):
 def test_failed_save_leaves_nothing_behind(tmp_path):
     img = load_image(np.dstack([RGB, ALPHA]))
     path = tmp_path / "out.jpg"
-    with pytest.raises(ImageError, match="cannot save a RGBA image as JPEG"):
+    with pytest.raises(ImageError, match="cannot save an image of mode RGBA as JPEG"):
         save_image(img, path)
     assert os.listdir(tmp_path) == []
     path.write_bytes(b"keep")

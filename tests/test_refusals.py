@@ -77,15 +77,61 @@ def test_the_vectors_decode(codecs):
 
 
 # ------------------------------------------------------------- latent streams end exactly
+def _replaced(data: bytes, kind: int, words: bytes) -> bytes:
+    """`data` with the stream `kind` holding `words`, its symbol count kept."""
+    return _with(data, lambda s: Stream(s.kind, words, s.symbols) if s.kind == kind else s)
+
+
 @pytest.mark.parametrize("model", MODELS)
 def test_unused_words_inside_every_latent_stream_are_refused(codecs, model):
+    """A word below the stream (read last) leaves state unused; a word above it (read first)
+    leaves words or state unused, or reaches the escapes."""
     data = _vector(model, kinds=LATENT_KINDS[model])
     for kind in LATENT_KINDS[model]:
         name = STREAM_NAMES[kind]
-        before = _with(data, lambda s: Stream(s.kind, EXTRA_WORD + s.data, s.symbols) if s.kind == kind else s)
-        _refused(codecs[model], before, f"the {name} stream holds more data than its symbols")
-        after = _with(data, lambda s: Stream(s.kind, s.data + EXTRA_WORD, s.symbols) if s.kind == kind else s)
+        before = _replaced(data, kind, EXTRA_WORD + _stream(data, kind).data)
+        _refused(codecs[model], before, f"the {name} stream does not end at its last symbol")
+        after = _replaced(data, kind, _stream(data, kind).data + EXTRA_WORD)
         _refused(codecs[model], after, "stream|escape")
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_emptied_latent_stream_is_refused(codecs, model):
+    """An empty ANS stream would decode as bin 0 after bin 0 (constriction reads nothing from
+    state 0): each latent stream of every vector, emptied, is refused as running out."""
+    for vector in (v for v in VECTORS if v["model"] == model):
+        data = (VECTORS_DIR / vector["file"]).read_bytes()
+        for stream in container.unpack(data)[1]:
+            if stream.kind in (STREAM_ESCAPE, STREAM_ALPHA):
+                continue
+            _refused(codecs[model], _replaced(data, stream.kind, b""),
+                     f"^corrupt: the {STREAM_NAMES[stream.kind]} stream ends before its last symbol; "
+                     f"the streams do not fit the {model} model named in the header$")
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_cut_short_latent_stream_is_refused(codecs, model):
+    """Words cut from either end of each latent stream (ANS reads the last word first, so
+    cutting the first words takes its last symbols' data): refused, naming the stream."""
+    data = _vector(model, kinds=LATENT_KINDS[model])
+    for kind in LATENT_KINDS[model]:
+        name, words = STREAM_NAMES[kind], _stream(data, kind).data
+        n = len(words) // 4
+        for cut in sorted({1, 2, n // 2, n - 1} & set(range(1, n))):
+            _refused(codecs[model], _replaced(data, kind, words[4 * cut:]),
+                     rf"^corrupt: the {name} stream (ends before|does not end at) its last symbol")
+            _refused(codecs[model], _replaced(data, kind, words[:-4 * cut]),
+                     rf"^corrupt: the {name} stream |^corrupt: escape")
+
+
+@pytest.mark.parametrize("source, target", [("hyperprior", "context"), ("context", "hyperprior")])
+def test_a_file_relabelled_as_another_model_is_told_its_streams_do_not_fit(codecs, source, target):
+    """Same stream kinds, flags and (no) params: only the tables tell the models apart."""
+    header, streams = container.unpack(_vector(source))
+    codec = codecs[target]
+    relabelled = dataclasses.replace(header, model_id=codec.spec.model_id, weights_id=codec.weights_id)
+    _refused(codec, container.pack(relabelled, streams),
+             f"^corrupt: the z stream .*; the streams do not fit the {target} model named in the header$")
 
 
 # ------------------------------------------------------------------------ escape stream
@@ -122,7 +168,8 @@ def test_a_missing_or_overlong_escape_stream_is_refused(codecs, model):
 def test_unknown_stream_kinds_are_refused(codecs, model):
     data = _vector(model)
     for kind in (9, 200):
-        _refused(codecs[model], _with(data, add=[Stream(kind, b"\x00" * 8, 3)]), f"kind {kind}.* does not belong")
+        _refused(codecs[model], _with(data, add=[Stream(kind, b"\x00" * 8, 3)]),
+                 f"^corrupt: an unknown stream \\(kind {kind}\\) does not belong")
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -214,6 +261,9 @@ def _cli_cases(data: bytes) -> list[tuple[str, bytes]]:
     cases = [
         ("unused z words", _with(data, lambda s: Stream(s.kind, EXTRA_WORD + s.data, s.symbols) if s.kind == STREAM_Z else s)),
         ("unused y words", _with(data, lambda s: Stream(s.kind, EXTRA_WORD + s.data, s.symbols) if s.kind == STREAM_Y else s)),
+        ("emptied z", _replaced(data, STREAM_Z, b"")),
+        ("emptied y", _replaced(data, STREAM_Y, b"")),
+        ("cut-short y", _replaced(data, STREAM_Y, _stream(data, STREAM_Y).data[4:])),
         ("escape bytes left", _with(data, lambda s: Stream(s.kind, s.data + b"\x02", s.symbols) if s.kind == STREAM_ESCAPE else s)),
         ("unknown kind", _with(data, add=[Stream(9, b"\x00" * 4, 1)])),
         ("other model's kind", _with(data, add=[Stream(STREAM_Y3, EXTRA_WORD, 1)])),

@@ -97,6 +97,30 @@ def test_a_missing_or_modified_part_is_refused(split):
         Codec(HYPER, "cpu", split / "hyperprior.safetensors")
 
 
+def test_a_part_changed_after_the_first_open_is_verified_again(split, tmp_path, capsys, monkeypatch):
+    """open_model caches a codec by the stat of its weights file and of the part it names."""
+    from conftest import run_cli
+
+    from lccodec.codec import open_model
+
+    monkeypatch.setenv("LIC_WEIGHTS_DIR", str(split))
+    codec = open_model("context", "cpu")
+    assert open_model("context", "cpu") is codec  # nothing changed: the cached codec
+    lic = tmp_path / "a.lic"
+    lic.write_bytes(codec.encode(photo_like(32, 48), 3.0).data)
+    (part,) = part_files(split)
+    data = bytearray(part.read_bytes())
+    data[-3] ^= 1  # a tensor byte, changed in place: same size, same inode
+    part.write_bytes(bytes(data))
+    message = f"weights part '{part}' is corrupt or was modified (SHA-256 mismatch)"
+    with pytest.raises(ModelError) as caught:
+        open_model("context", "cpu")
+    assert str(caught.value) == message
+    code, _, err = run_cli(["decode", str(lic), str(tmp_path / "a.png")], capsys)
+    assert (code, err) == (1, f"lic: error: {message}\n")
+    assert not (tmp_path / "a.png").exists()
+
+
 def test_a_part_name_that_is_not_a_part_file_is_refused(split):
     path = split / "context.safetensors"
     with safe_open(str(path), framework="numpy") as f:

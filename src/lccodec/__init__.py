@@ -11,6 +11,7 @@ reduced, ICC profile dropped, a missed rate target) is reported as a :class:`Lic
 """
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -73,6 +74,17 @@ def list_models() -> list[ModelInfo]:
     return out
 
 
+def _pixel_limit(max_pixels: int | None) -> int:
+    """`max_pixels` (a positive integer), or the default limit 2^27 for None."""
+    from .container import DEFAULT_MAX_PIXELS
+
+    if max_pixels is None:
+        return DEFAULT_MAX_PIXELS
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral) or max_pixels < 1:
+        raise LicError(f"max_pixels must be a positive integer, got {max_pixels!r}")
+    return int(max_pixels)
+
+
 def encode(
     image: object,
     model: str | None = None,
@@ -84,18 +96,20 @@ def encode(
     device: str = "auto",
     strip: bool = False,
     weights: str | os.PathLike | None = None,
+    max_pixels: int | None = None,
 ) -> bytes:
     """Encode an image (path, bytes, PIL image or HxWxC uint8/uint16 array) to .lic bytes.
 
     Give at most one of `quality`, `bpp`, `psnr` and `size` (bytes). `model` None: the model of
     `weights` if given, else DEFAULT_MODEL. `weights`: a weights file to encode with instead of
     the shipped one (decode its files with the same file). `strip=True`: no warning that an ICC
-    profile or EXIF metadata is dropped.
+    profile or EXIF metadata is dropped. Images of more than `max_pixels` (default 2^27) are
+    refused from their header, before their pixels are read or a model is loaded.
     """
     from .codec import open_model
-    from .imageio import RasterImage, load_image
+    from .imageio import load_image
 
-    raster = image if isinstance(image, RasterImage) else load_image(image, strip=strip)
+    raster = load_image(image, max_pixels=_pixel_limit(max_pixels), strip=strip)
     return open_model(model, device, weights).encode(raster, quality, bpp=bpp, psnr=psnr, size=size).data
 
 
@@ -111,13 +125,13 @@ def decode(data: bytes | str | os.PathLike, device: str = "auto", max_pixels: in
     from PIL import Image
 
     from .codec import decode_bytes
-    from .container import DEFAULT_MAX_PIXELS
 
+    limit = _pixel_limit(max_pixels)
     if isinstance(data, (str, os.PathLike)):
         from .files import read_file
 
         data = read_file(data)
-    header, pixels = decode_bytes(data, device, max_pixels or DEFAULT_MAX_PIXELS, weights)
+    header, pixels = decode_bytes(data, device, limit, weights)
     if pixels.shape[2] == 1:
         return Image.fromarray(pixels[:, :, 0], "L")
     return Image.fromarray(pixels, header.mode)

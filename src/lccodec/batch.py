@@ -33,20 +33,22 @@ class FileResult:
 def encode_file(source: str, destination: str, model: str | None = None, quality: float | None = None,
                 bpp: float | None = None, psnr: float | None = None, device: str = "auto", *,
                 size: int | None = None, strip: bool = False, weights: str | None = None,
-                overwrite: bool = True, force: bool = False) -> dict:
+                max_pixels: int | None = None, overwrite: bool = True, force: bool = False) -> dict:
     """Encode an image file to a .lic file (atomically); returns what was reached.
 
     `model` None: the model of `weights` if given, else DEFAULT_MODEL. `weights`: encode with
     this weights file instead of the shipped one. `strip` leaves out the warnings about dropped
-    ICC/EXIF metadata; `overwrite=False` refuses an existing destination; `force` allows binary
-    output to a terminal.
+    ICC/EXIF metadata; `max_pixels` (default 2^27) refuses larger images before any work;
+    `overwrite=False` refuses an existing destination; `force` allows binary output to a terminal.
     """
     from .codec import open_model
+    from .container import DEFAULT_MAX_PIXELS
     from .imageio import load_image
 
     check_paths(source, destination, overwrite=overwrite, force=force)
     start = time.perf_counter()
-    image = load_image(read_input(source) if source == STDIO else source, strip=strip)
+    image = load_image(read_input(source) if source == STDIO else source, strip=strip,
+                       max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
     codec = open_model(model, device, weights)
     enc = codec.encode(image, quality, bpp=bpp, psnr=psnr, size=size)
     write_output(destination, enc.data)

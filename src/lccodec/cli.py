@@ -251,12 +251,14 @@ def _io_options(fn: Callable) -> Callable:
 @click.option("--psnr", type=float, default=None, help="Target: smallest file with at least this PSNR (dB).")
 @click.option("--strip", is_flag=True,
               help="Drop ICC profiles and EXIF without a warning (.lic files do not carry them yet).")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=None,
+              help="Refuse images of more pixels than this, before reading them (default 134217728).")
 @click.option("--weights", metavar="FILE", default=None,
               help="Encode with this weights file instead of the shipped one (e.g. one `lic train` "
                    "exported); decode the files with `lic decode --weights FILE`.")
 @_io_options
 def encode(paths: tuple[str, ...], model: str | None, quality: float | None, bpp: float | None,
-           size: int | None, psnr: float | None, strip: bool, weights: str | None,
+           size: int | None, psnr: float | None, strip: bool, max_pixels: int | None, weights: str | None,
            output: str | None, out_dir: str | None,
            force: bool, device: str, threads: int | None, jobs: int, verbose: bool, quiet: bool) -> None:
     """Encode images to .lic files ('-' for stdin/stdout)."""
@@ -286,7 +288,7 @@ def encode(paths: tuple[str, ...], model: str | None, quality: float | None, bpp
     _run(encode_file, pairs, form, jobs=jobs, threads=threads, force=force, quiet=quiet,
          describe=describe if verbose or (targeted and not quiet) else None,
          model=model, quality=quality, bpp=bpp, psnr=psnr, size=size, device=device, strip=strip,
-         weights=weights)
+         weights=weights, max_pixels=max_pixels)
 
 
 @cli.command()

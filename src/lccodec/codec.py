@@ -27,13 +27,15 @@ from .coding import EscapeReader, EscapeWriter
 from .container import STREAM_ALPHA, STREAM_ESCAPE, Header, Stream
 from .default_model import DEFAULT_MODEL
 from .device import resolve_device
-from .errors import FormatError, LicError, LicWarning, ModelError
+from .errors import FormatError, LicError, LicWarning, ModelError, StreamError
 from .imageio import RasterImage, load_image
 from .metrics import psnr
 from .models import LicModel, ModelSpec, build_model, model_by_id, model_by_name, weights_path
 from .released_weights import find_release
 from .side_streams import alpha_from_png, alpha_to_png, check_escapes_used, check_side_streams
-from .weights_io import SHARED_FIELD, WeightsIdentity, load_weights, read_metadata, stored_bytes
+from .weights_io import (
+    SHARED_FIELD, WeightsIdentity, load_weights, part_path, read_metadata, read_weights, stored_bytes,
+)
 
 
 @dataclass
@@ -262,12 +264,15 @@ class Codec:
         inputs = latent_inputs(header, streams, self.model.stride)
         by_kind, escapes = inputs.streams, inputs.escapes
         check_side_streams(header, by_kind)
-        with self._lock, torch.inference_mode():
-            x_hat = self.model.decompress(
-                by_kind, inputs.padded_hw, quality, escapes, self.device,
-                layer_flags=header.layer_flags, params=header.params,
-            )
-        check_escapes_used(escapes, by_kind[STREAM_ESCAPE])
+        try:
+            with self._lock, torch.inference_mode():
+                x_hat = self.model.decompress(
+                    by_kind, inputs.padded_hw, quality, escapes, self.device,
+                    layer_flags=header.layer_flags, params=header.params,
+                )
+            check_escapes_used(escapes, by_kind[STREAM_ESCAPE])
+        except StreamError as exc:  # damaged, or relabelled: another model's streams fail the same way
+            raise StreamError(f"{exc}; the streams do not fit the {self.spec.name} model named in the header") from None
         channels = 1 if header.mode in ("L", "LA") else 3
         colour = self._to_pixels(x_hat, header.height, header.width, channels)
         if header.mode in ("LA", "RGBA"):
@@ -297,18 +302,39 @@ def _model_of_weights(path: str | os.PathLike) -> str:
     return name
 
 
+FileStat = tuple[int, int, int, int]  # size, mtime, ctime (ns), inode: what a change alters
+
+
 @functools.lru_cache(maxsize=32)
-def _cached_codec(name: str, device: str, weights: tuple[str, int, int, int], given: bool) -> Codec:
+def _cached_codec(name: str, device: str, weights: tuple[str, FileStat, FileStat | None], given: bool) -> Codec:
     return Codec(model_by_name(name), device, weights[0] if given else None)
 
 
-def _file_key(path: str | os.PathLike) -> tuple[str, int, int, int]:
-    """A weights file's cache key: its path, size, mtime and inode (a replaced file reloads)."""
+def _stat(path: str | os.PathLike) -> FileStat:
+    st = os.stat(path)
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_part(path: str, stat: FileStat) -> str | None:
+    """The part file a weights file names (its metadata), by the file's path and stat."""
+    return read_weights(path, tensors=False)[0].get(SHARED_FIELD)
+
+
+def _file_key(path: str | os.PathLike) -> tuple[str, FileStat, FileStat | None]:
+    """A weights file's cache key: its path and stat, and the stat of the part it shares (None:
+    no part, or none there). A file or part replaced or changed since it was loaded is loaded
+    and verified again."""
+    path = os.fspath(path)
     try:
-        st = os.stat(path)
+        own = _stat(path)
     except OSError as exc:
         raise ModelError(f"cannot read weights '{path}': {exc.strerror}") from None
-    return (os.fspath(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    part = _shared_part(path, own)
+    try:
+        return path, own, None if part is None else _stat(part_path(path, part))
+    except OSError:  # a missing part: the load says so
+        return path, own, None
 
 
 def open_model(name: str | None = None, device: str = "auto", weights: str | os.PathLike | None = None) -> Codec:

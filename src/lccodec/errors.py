@@ -9,6 +9,11 @@ class FormatError(LicError):
     """A .lic byte string is malformed, truncated, corrupt or of an unsupported kind."""
 
 
+class StreamError(FormatError):
+    """A latent or escape stream does not decode exactly under the model's tables: it is damaged,
+    or it was made by another model than the one the header names."""
+
+
 class ImageError(LicError):
     """An input image cannot be read or is refused (too large, empty, unsupported)."""
 

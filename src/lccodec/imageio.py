@@ -185,11 +185,17 @@ def _bomb_message(exc: Exception) -> str:
     return f"image too large: {exc}"
 
 
-def load_image(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS, strip: bool = False) -> RasterImage:
-    """Load an image from a path, bytes, binary file, PIL image or uint8/uint16 array.
+def load_image(source: Source | RasterImage, *, max_pixels: int = DEFAULT_MAX_PIXELS,
+               strip: bool = False) -> RasterImage:
+    """Load an image from a path, bytes, binary file, PIL image or uint8/uint16 array (a
+    RasterImage comes back as it is). Images of more than `max_pixels` are refused from their
+    header, before their pixels are decoded.
 
     `strip=True`: no warning that an ICC profile or EXIF metadata is dropped (they always are).
     """
+    if isinstance(source, RasterImage):
+        _check_size(source.width, source.height, max_pixels)
+        return source
     if isinstance(source, np.ndarray):
         return _from_array(source, max_pixels)
     if isinstance(source, (str, os.PathLike)):
@@ -201,7 +207,7 @@ def load_image(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS, strip: b
     elif hasattr(source, "read"):
         label, fp = str(getattr(source, "name", "<stream>")), source
     else:
-        raise ImageError(f"cannot load an image from a {type(source).__name__}")
+        raise ImageError(f"cannot load an image from an object of type {type(source).__name__}")
     try:
         with warnings.catch_warnings():
             # Our own max_pixels check is the limit; Pillow's hard error still applies above it.
@@ -302,4 +308,4 @@ def save_image(img: RasterImage | Image.Image, dest: str | os.PathLike | BinaryI
     except LicError:
         raise
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ImageError(f"cannot save a {pil.mode} image as {fmt} to '{label}': {exc}") from exc
+        raise ImageError(f"cannot save an image of mode {pil.mode} as {fmt} to '{label}': {exc}") from exc

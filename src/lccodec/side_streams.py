@@ -21,7 +21,7 @@ from PIL import Image
 
 from .coding import EscapeReader
 from .container import STREAM_ALPHA, STREAM_ESCAPE, Header, Stream
-from .errors import FormatError
+from .errors import FormatError, StreamError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHUNK = struct.Struct(">I4s")
@@ -55,9 +55,9 @@ def check_side_streams(header: Header, streams: dict[int, Stream]) -> None:
 def check_escapes_used(escapes: EscapeReader, stream: Stream) -> None:
     """After decoding: the latent decoders read exactly the declared values, and every byte."""
     if escapes.count != stream.symbols:
-        raise FormatError("corrupt: escape count does not match")
+        raise StreamError("corrupt: escape count does not match")
     if not escapes.exhausted:
-        raise FormatError("corrupt: the escape stream holds more data than its values")
+        raise StreamError("corrupt: the escape stream holds more data than its values")
 
 
 def alpha_to_png(alpha: np.ndarray) -> bytes:

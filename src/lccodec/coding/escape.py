@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..errors import FormatError
+from ..errors import StreamError
 
 MAX_VARINT_BYTES = 10
 
@@ -34,7 +34,7 @@ class EscapeWriter:
 
 
 class EscapeReader:
-    """Reads escaped integers back; running past the end is a FormatError."""
+    """Reads escaped integers back; running past the end is a StreamError."""
 
     def __init__(self, data: bytes) -> None:
         self._data = data
@@ -48,7 +48,7 @@ class EscapeReader:
             u = shift = 0
             for i in range(MAX_VARINT_BYTES + 1):
                 if pos >= len(data) or i == MAX_VARINT_BYTES:
-                    raise FormatError("corrupt: escape stream ends early")
+                    raise StreamError("corrupt: escape stream ends early")
                 byte = data[pos]
                 pos += 1
                 u |= (byte & 0x7F) << shift
@@ -56,7 +56,7 @@ class EscapeReader:
                 if not byte & 0x80:
                     break
             if u >> 63:
-                raise FormatError("corrupt: escaped value out of range")
+                raise StreamError("corrupt: escaped value out of range")
             out.append((u >> 1) if not u & 1 else -((u + 1) >> 1))
         self._pos = pos
         self.count += n

@@ -132,7 +132,8 @@ def expect_streams(streams: dict[int, Stream], expected: dict[int, tuple[int, ..
     streams), each with the symbol count its shape implies."""
     for kind in sorted(set(streams) - set(expected) - FILE_STREAMS):
         name = STREAM_NAMES.get(kind, "unknown")
-        raise FormatError(f"corrupt: a {name} stream (kind {kind}) does not belong in this model's files")
+        article = "an" if name[0] in "aeiou" else "a"
+        raise FormatError(f"corrupt: {article} {name} stream (kind {kind}) does not belong in this model's files")
     if any(kind not in streams for kind in expected):
         raise FormatError("corrupt: a latent stream is missing")
     for kind, shape in expected.items():
