@@ -2,7 +2,8 @@
 
     python benchmarks/fuzz_deep.py --cases 20000 --seed 1 --json fuzz.json
     python benchmarks/fuzz_deep.py --minutes 5 --model reference
-    python benchmarks/fuzz_deep.py --atheris          # coverage-guided, if atheris is installed
+
+Coverage-guided fuzzing (atheris): benchmarks/fuzz_coverage.py, `make fuzz`.
 """
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ runs as many as you ask for::
 
     python benchmarks/fuzz_deep.py --cases 20000 --seed 1 --json fuzz.json
     python benchmarks/fuzz_deep.py --minutes 5
-    python benchmarks/fuzz_deep.py --atheris          # coverage-guided, if atheris is installed
+
+Coverage-guided fuzzing (atheris) is benchmarks/fuzz_coverage.py (`make fuzz`).
 
 Mutations that must get past the CRC32 (field values, payload bytes, relabelled files) are
 re-packed with a correct checksum, so they reach the stream table checks and the model.
@@ -366,24 +367,6 @@ def run_deep(cases: int, seed: int, minutes: float | None, progress: bool = True
     return stats
 
 
-def run_atheris(libfuzzer_args: list[str]) -> None:  # pragma: no cover - needs atheris
-    import atheris
-
-    seeds = make_seeds()
-
-    def one_input(data: bytes) -> None:
-        if len(data) > 8 and data[0] & 1:  # half of the inputs: mutate a valid file's payload
-            base = seeds[data[1] % len(seeds)]
-            data = fix_crc(base[:table_end(base)] + data[2:] + b"\0\0\0\0")
-        try:
-            lccodec.decode(data, device="cpu")
-        except LicError:
-            pass
-
-    atheris.Setup(sys.argv[:1] + libfuzzer_args, one_input)
-    atheris.Fuzz()
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cases", type=int, default=10000, help="stop after this many cases")
@@ -392,21 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="hyperprior", help="the model that makes the seed files")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--json", type=Path, default=None, help="write the summary here")
-    p.add_argument("--atheris", action="store_true",
-                   help="coverage-guided fuzzing with atheris; libFuzzer flags such as -runs=N follow")
-    args, rest = p.parse_known_args(argv)  # the rest (e.g. -atheris_runs=N) goes to libFuzzer
-    if rest and not args.atheris:
-        p.error(f"unrecognized arguments: {' '.join(rest)}")
+    args = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
-    if args.atheris:
-        try:
-            import atheris  # noqa: F401
-        except ImportError:
-            p.error("--atheris needs the atheris package (pip install atheris)")
-        run_atheris(rest)
-        return 0
     start = time.perf_counter()
     stats = run_deep(args.cases, args.seed, args.minutes, model=args.model)
     summary = stats.summary() | {"model": args.model, "seed": args.seed, "seconds": round(time.perf_counter() - start, 1)}
