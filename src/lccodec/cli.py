@@ -207,7 +207,8 @@ def _run(fn: Callable[..., dict], pairs: list[tuple[str, str]], form: str, *, jo
     failed = [r for r in results if r.error]
     for r in results:
         if r.error:
-            click.echo(f"lic: error: {r.source}: {r.error}", err=True)
+            named = f"'{r.source}'" in r.error  # most messages name the file already
+            click.echo(f"lic: error: {r.error if named else f'{r.source}: {r.error}'}", err=True)
             continue
         if not quiet:
             for w in r.info.get("warnings", []):
