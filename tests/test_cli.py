@@ -452,3 +452,19 @@ def test_shell_completion_is_documented_and_works():
     env.update(_LIC_COMPLETE="bash_source")
     res = subprocess.run([sys.executable, "-m", "lccodec.cli"], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0 and "complete " in res.stdout and "_lic_completion" in res.stdout
+
+
+def test_a_library_warning_is_one_lic_warning_line(png, tmp_path, capsys, monkeypatch):
+    import warnings
+
+    import lccodec.batch
+
+    real = lccodec.batch.encode_file
+
+    def noisy(*args, **kwargs):
+        warnings.warn("Corrupt EXIF data.  Expecting to read 2 bytes\n but only got 0.", UserWarning)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lccodec.batch, "encode_file", noisy)
+    code, _, err = run(["encode", str(png), str(tmp_path / "a.lic"), "-m", "hyperprior"], capsys)
+    assert code == 0 and err == "lic: warning: Corrupt EXIF data. Expecting to read 2 bytes but only got 0.\n"

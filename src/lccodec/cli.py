@@ -72,6 +72,7 @@ def run_reporting_errors(invoke: Callable[[list[str]], Any], args: Sequence[str]
     try:
         with terminate_on_signals(), warnings.catch_warnings():
             warnings.simplefilter("ignore", LicWarning)  # the CLI prints them itself
+            warnings.showwarning = lambda message, *_, **__: _warn(" ".join(str(message).split()))
             return invoke(list(args))
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -349,4 +349,4 @@ def decode_bytes(
     return header, pixels, Metadata.from_streams({s.kind: s for s in streams})  # checked before decoding
 
 
-__all__ = ["Codec", "Encoded", "LatentInputs", "LicError", "Metadata", "decode_bytes", "latent_inputs", "open_model", "psnr", "resolve_device"]
+__all__ = ["Codec", "Encoded", "LatentInputs", "LicError", "decode_bytes", "latent_inputs", "open_model", "psnr", "resolve_device"]

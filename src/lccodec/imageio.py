@@ -133,7 +133,9 @@ def _orientation(im: Image.Image) -> int:
     """The EXIF (or XMP) orientation of an opened image; 1 when its EXIF cannot be read (the
     metadata reader then drops that EXIF with a warning)."""
     try:
-        return int(im.getexif().get(0x0112, 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's "Corrupt EXIF data": the reader decides
+            return int(im.getexif().get(0x0112, 1))
     except _DECODE_ERRORS + (TypeError,):
         return 1
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import struct
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 
@@ -173,8 +174,10 @@ def read_metadata(im: Image.Image, strip: frozenset[str] = frozenset(),
     found = {"icc": _as_bytes(im.info.get("icc_profile")), "xmp": _as_bytes(im.info.get("xmp"))}
     kept, notes = {}, []
     try:
-        found["exif"] = _tiff_exif(im) if im.format == "TIFF" else _as_bytes(im.info.get("exif"))
-    except _PILLOW_ERRORS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # Pillow warns of corrupt EXIF: dropped as unreadable
+            found["exif"] = _tiff_exif(im) if im.format == "TIFF" else _as_bytes(im.info.get("exif"))
+    except (*_PILLOW_ERRORS, UserWarning):
         found["exif"] = None
         if "exif" not in strip:
             notes.append("EXIF dropped: Pillow cannot read it (--strip exif silences this)")
@@ -198,22 +201,26 @@ def read_metadata(im: Image.Image, strip: frozenset[str] = frozenset(),
 
 
 # ------------------------------------------------------------------------------ writing
-def _tiff_tags(metadata: Metadata) -> bytes:
+def _tiff_tags(metadata: Metadata) -> tuple[bytes, list[str]]:
     """The EXIF's descriptive tags and IFDs, and the XMP as tag 700, for Pillow's TIFF writer
-    (which merges them into the TIFF's own IFD0)."""
-    tags = Image.Exif()
+    (which merges them into the TIFF's own IFD0); a warning when Pillow finds the EXIF corrupt."""
+    tags, notes = Image.Exif(), []
     if metadata.exif:
         source = Image.Exif()
-        source.load(metadata.exif)
-        for tag in _DESCRIPTIVE:
-            if tag in source:
-                tags[tag] = source[tag]
-        for tag in _EXIF_IFDS:
-            if tag in source:
-                tags[tag] = source.get_ifd(tag)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            source.load(metadata.exif)
+            for tag in _DESCRIPTIVE:
+                if tag in source:
+                    tags[tag] = source[tag]
+            for tag in _EXIF_IFDS:
+                if tag in source:
+                    tags[tag] = source.get_ifd(tag)
+        if caught:
+            notes.append("EXIF not written in full: Pillow reads it as corrupt")
     if metadata.xmp:
         tags[700] = metadata.xmp
-    return tags.tobytes()
+    return tags.tobytes(), notes
 
 
 def save_options(metadata: Metadata, fmt: str) -> tuple[dict, list[str]]:
@@ -239,7 +246,7 @@ def save_options(metadata: Metadata, fmt: str) -> tuple[dict, list[str]]:
         options = {"icc_profile": metadata.icc} if metadata.icc else {}
         try:
             if metadata.exif or metadata.xmp:
-                options["exif"] = _tiff_tags(metadata)
+                options["exif"], notes = _tiff_tags(metadata)
         except _PILLOW_ERRORS:
             notes.append("EXIF and XMP not written: Pillow cannot turn this EXIF into TIFF tags")
         return options, notes
