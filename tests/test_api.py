@@ -14,7 +14,7 @@ from PIL import Image
 import lccodec
 from conftest import photo_like
 from lccodec import LicError, LicWarning
-from lccodec.imageio import WARN_16BIT, WARN_EXIF, WARN_ICC, load_image
+from lccodec.imageio import WARN_16BIT, load_image
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,17 +119,19 @@ def _jpeg(**info) -> bytes:
     return buf.getvalue()
 
 
-def test_dropped_icc_and_exif_are_warned_unless_stripped():
+def test_metadata_is_kept_and_bad_metadata_warned_unless_stripped():
     exif = Image.Exif()
     exif[0x010F] = "Camera maker"
-    data = _jpeg(icc_profile=b"\0" * 128, exif=exif)
-    assert load_image(data).warnings == [WARN_ICC, WARN_EXIF]
-    assert load_image(data, strip=True).warnings == []
-    turned = Image.Exif()
-    turned[0x0112] = 6  # orientation only: applied to the pixels, nothing is lost
-    assert load_image(_jpeg(exif=turned)).warnings == []
+    data = _jpeg(icc_profile=b"\0" * 128, exif=exif)  # 128 zero bytes: not an ICC profile
+    loaded = load_image(data)
+    assert loaded.metadata == lccodec.Metadata(exif=exif.tobytes()[6:])
+    assert loaded.warnings == ["ICC profile dropped: it is not an ICC profile (no 'acsp' signature in "
+                               "a 128-byte header) (--strip icc silences this)"]
+    assert load_image(data, strip=True).warnings == [] and not load_image(data, strip=True).metadata
+    assert load_image(data, strip="icc").metadata == loaded.metadata
     with pytest.warns(LicWarning, match="ICC"):
-        lccodec.encode(data, device="cpu")
+        enc = lccodec.open_model("hyperprior", "cpu").encode(data)
+    assert enc.metadata == loaded.metadata
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         lccodec.encode(data, device="cpu", strip=True)
@@ -137,15 +139,15 @@ def test_dropped_icc_and_exif_are_warned_unless_stripped():
 
 def test_help_lists_the_lazily_imported_names():
     text = pydoc.render_doc(lccodec, renderer=pydoc.plaintext)
-    for name in ("open_model(", "class Codec", "class Encoded", "decode("):
+    for name in ("open_model(", "class Codec", "class Encoded", "decode(", "class Metadata"):
         assert name in text, name
-    assert {"open_model", "Codec", "Encoded"} <= set(dir(lccodec))
+    assert {"open_model", "Codec", "Encoded", "Metadata"} <= set(dir(lccodec))
 
 
 def _public_callables():
-    from lccodec import atomic, batch, codec, device, files, imageio, metrics
+    from lccodec import atomic, batch, codec, device, files, imageio, metadata, metrics
 
-    for module in (lccodec, atomic, batch, codec, device, files, imageio, metrics):
+    for module in (lccodec, atomic, batch, codec, device, files, imageio, metadata, metrics):
         for name, obj in vars(module).items():
             if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
                 continue

@@ -129,3 +129,80 @@ with atomic.terminate_on_signals():
     res = subprocess.run([sys.executable, "-c", script, str(out)], timeout=60)
     assert res.returncode == 128 + getattr(signal, sig)
     assert os.listdir(tmp_path) == []
+
+
+# --- special targets: devices, FIFOs, /dev/stdout in place; symlinks written through -------------
+
+needs_root = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                                reason="mknod needs root (CI runs the suite as root)")
+
+
+@needs_root
+def test_a_character_device_is_written_in_place(tmp_path):
+    import stat
+
+    dev = tmp_path / "null"
+    os.mknod(dev, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # a /dev/null of our own
+    write_bytes_atomic(dev, b"data")
+    with atomic.atomic_path(dev) as name:
+        assert name == dev  # no temp path
+        name.write_bytes(b"more")
+    assert stat.S_ISCHR(os.lstat(dev).st_mode)
+    assert os.listdir(tmp_path) == ["null"]
+
+
+def test_a_fifo_is_written_in_place(tmp_path):
+    import stat
+    import threading
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    write_bytes_atomic(fifo, b"through the pipe")
+    reader.join(timeout=30)
+    assert got == [b"through the pipe"]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.listdir(tmp_path) == ["fifo"]
+
+
+def test_dev_stdout_is_written_to_the_descriptor(tmp_path):
+    import subprocess
+    import sys
+
+    script = "from lccodec.atomic import write_bytes_atomic as w; w('/dev/stdout', b'to stdout'); w('/dev/fd/1', b'!')"
+    out = tmp_path / "captured"
+    with open(out, "wb") as f:  # a regular file behind stdout: not replaced, appended to by fd
+        f.write(b"> ")
+        f.flush()
+        res = subprocess.run([sys.executable, "-c", script], stdout=f, stderr=subprocess.PIPE, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert out.read_bytes() == b"> to stdout!"
+    assert atomic.output_target("/dev/stdout") == (atomic.Path("/dev/stdout"), True)
+    assert atomic.output_target("/proc/self/fd/1")[1] and atomic.output_target("/dev/null")[1]
+
+
+def test_a_symlink_is_written_through_atomically_at_its_target(tmp_path):
+    target = tmp_path / "real.png"
+    target.write_bytes(b"old")
+    target.chmod(0o600)
+    (tmp_path / "link.png").symlink_to("real.png")
+    (tmp_path / "chain.png").symlink_to("link.png")
+    write_bytes_atomic(tmp_path / "chain.png", b"new")
+    assert (tmp_path / "link.png").is_symlink() and (tmp_path / "chain.png").is_symlink()
+    assert target.read_bytes() == b"new" and target.stat().st_mode & 0o777 == 0o600
+    assert sorted(os.listdir(tmp_path)) == ["chain.png", "link.png", "real.png"]
+
+
+def test_a_dangling_symlink_creates_its_target_and_a_loop_is_refused(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "dangling").symlink_to("sub/new.bin")
+    write_bytes_atomic(tmp_path / "dangling", b"made")
+    assert (tmp_path / "sub" / "new.bin").read_bytes() == b"made" and (tmp_path / "dangling").is_symlink()
+    (tmp_path / "a").symlink_to("b")
+    (tmp_path / "b").symlink_to("a")
+    with pytest.raises(LicError, match="cannot write .*a': too many levels of symbolic links"):
+        write_bytes_atomic(tmp_path / "a", b"x")
+    (tmp_path / "nowhere").symlink_to("missing/x.bin")
+    with pytest.raises(LicError, match="no such directory"):
+        write_bytes_atomic(tmp_path / "nowhere", b"x")

@@ -224,8 +224,8 @@ def test_format_takes_extensions_and_errors_name_the_path(tmp_path, capsys):
     Image.fromarray(np.dstack([photo_like(20, 24), np.full((20, 24), 200, np.uint8)])).save(rgba)
     run(["encode", str(rgba), str(tmp_path / "a.lic")], capsys)
     out = tmp_path / "out.img"
-    code, _, err = run(["decode", str(tmp_path / "a.lic"), str(out), "--format", "jpg"], capsys)
-    assert_one_error_line(code, err, f"'{out}'")  # JPEG has no alpha: the message names the file
+    code, _, err = run(["decode", str(tmp_path / "a.lic"), str(out), "--format", "xbm"], capsys)
+    assert_one_error_line(code, err, f"cannot write '{out}': XBM files cannot hold RGBA images")
     assert "'3'" not in err and not out.exists()
     code, _, err = run(["decode", str(tmp_path / "a.lic"), str(out), "--format", "nope"], capsys)
     assert_one_error_line(code, err, "unknown image format 'nope'")
@@ -352,10 +352,132 @@ def test_size_target(png, tmp_path, capsys):
     assert_one_error_line(code, err, "only one of")
 
 
-def test_dropped_metadata_is_warned_and_strip_silences_it(tmp_path, capsys):
+def test_bad_metadata_is_warned_and_strip_silences_it(tmp_path, capsys):
     p = tmp_path / "icc.png"
     Image.fromarray(photo_like(16, 16)).save(p, icc_profile=b"\0" * 128)
     code, _, err = run(["encode", str(p), str(tmp_path / "a.lic")], capsys)
-    assert code == 0 and "lic: warning: ICC colour profile dropped" in err
-    code, _, err = run(["encode", str(p), str(tmp_path / "b.lic"), "--strip"], capsys)
-    assert code == 0 and err == ""
+    assert code == 0 and "lic: warning: ICC profile dropped: it is not an ICC profile" in err
+    for strip in (["--strip"], ["--strip", "icc"]):
+        code, _, err = run(["encode", str(p), str(tmp_path / "b.lic"), *strip], capsys)
+        assert code == 0 and err == ""
+
+
+# --- rough edges a new user hit (issue 30) -------------------------------------------------------
+
+def _rgba_lic(tmp_path, capsys) -> Path:
+    rgba = tmp_path / "rgba.png"
+    alpha = np.zeros((20, 24), np.uint8)
+    alpha[:, :12] = 255  # left half opaque, right half transparent
+    Image.fromarray(np.dstack([photo_like(20, 24), alpha])).save(rgba)
+    assert run(["encode", str(rgba), str(tmp_path / "rgba.lic"), "-m", "hyperprior"], capsys)[0] == 0
+    return tmp_path / "rgba.lic"
+
+
+def test_rgba_to_jpg_is_flattened_onto_white_with_a_warning(tmp_path, capsys):
+    lic = _rgba_lic(tmp_path, capsys)
+    code, _, err = run(["decode", str(lic), str(tmp_path / "out.jpg")], capsys)
+    assert code == 0 and err.strip() == ("lic: warning: JPEG has no alpha channel: the RGBA image is "
+                                         "flattened onto white (.png, .webp and .tiff keep alpha)")
+    with Image.open(tmp_path / "out.jpg") as im:
+        assert im.mode == "RGB" and np.asarray(im)[:, 20:].mean() > 240
+
+
+def test_a_format_that_cannot_hold_the_image_is_refused_before_decoding(tmp_path, capsys, monkeypatch):
+    import lccodec
+
+    lic = _rgba_lic(tmp_path, capsys)
+    monkeypatch.setattr(lccodec, "decode", lambda *a, **k: pytest.fail("decoded before refusing"))
+    code, _, err = run(["decode", str(lic), str(tmp_path / "out.xbm")], capsys)
+    assert_one_error_line(code, err, "XBM files cannot hold RGBA images")
+
+
+def test_decoding_to_a_symlink_writes_through_it(png, tmp_path, capsys):
+    lic = tmp_path / "a.lic"
+    assert run(["encode", str(png), str(lic), "-m", "hyperprior"], capsys)[0] == 0
+    (tmp_path / "real.png").write_bytes(b"old")
+    (tmp_path / "link.png").symlink_to("real.png")
+    assert run(["decode", str(lic), str(tmp_path / "link.png")], capsys)[0] == 0
+    assert (tmp_path / "link.png").is_symlink() and (tmp_path / "real.png").read_bytes()[:4] == b"\x89PNG"
+    (tmp_path / "dangling.png").symlink_to("made.png")
+    assert run(["decode", str(lic), str(tmp_path / "dangling.png")], capsys)[0] == 0
+    assert (tmp_path / "dangling.png").is_symlink() and (tmp_path / "made.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root (CI runs the suite as root)")
+def test_decoding_to_a_device_a_fifo_or_dev_stdout_writes_in_place(png, tmp_path, capsys):
+    import stat
+    import threading
+
+    lic = tmp_path / "a.lic"
+    assert run(["encode", str(png), str(lic), "-m", "hyperprior"], capsys)[0] == 0
+    dev = tmp_path / "null"
+    os.mknod(dev, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    assert run(["decode", str(lic), str(dev), "--format", "png"], capsys)[0] == 0
+    assert stat.S_ISCHR(os.lstat(dev).st_mode)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    assert run(["decode", str(lic), str(fifo), "--format", "png"], capsys)[0] == 0
+    reader.join(timeout=60)
+    assert got and got[0][:4] == b"\x89PNG" and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    res = subprocess.run([sys.executable, "-m", "lccodec.cli", "decode", str(lic), "/dev/stdout", "--format", "png"],
+                         capture_output=True, env=env, timeout=300)
+    assert res.returncode == 0 and res.stdout[:4] == b"\x89PNG", res.stderr
+    assert os.path.islink("/dev/stdout") or not os.path.isfile("/dev/stdout")
+    assert sorted(os.listdir(tmp_path)) == ["a.lic", "fifo", "in.png", "null"]
+
+
+def test_info_says_what_layers_and_params_mean(png, tmp_path, capsys):
+    for model, params in (("hyperprior", "params: none (this model's files carry no parameters)"),
+                          ("reference", "params: 20004000 (4 bytes of model parameters, hex: "
+                                        "search_window_rows 32, search_window_cols 64)")):
+        lic = tmp_path / f"{model}.lic"
+        assert run(["encode", str(png), str(lic), "-m", model], capsys)[0] == 0
+        code, text, _ = run(["info", str(lic)], capsys)
+        assert code == 0 and "layers: z (hyper-latent), y (main latent)\n" in text
+        assert params + "\n" in text and "search_window_rows: " not in text
+        assert "metadata: none\n" in text
+
+
+def test_a_failed_files_path_is_printed_once_in_a_batch(png, tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    bad, broken = tmp_path / "bad.png", tmp_path / "broken.lic"
+    bad.write_bytes(b"not an image")  # its message names the file
+    broken.write_bytes(b"\x89LIC" + bytes(40))  # its message does not
+    for command, inputs in (("encode", [png, bad]), ("decode", [broken])):
+        code, _, err = run([command, *map(str, inputs), "-d", str(out_dir)], capsys)
+        line = err.splitlines()[0]
+        assert code != 0 and line.startswith("lic: error: ") and line.count(inputs[-1].name) == 1, err
+
+
+def test_shell_completion_is_documented_and_works():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for shell in ("bash", "zsh", "fish"):
+        assert f"_LIC_COMPLETE={shell}_source lic" in readme, shell
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"),
+           "_LIC_COMPLETE": "bash_complete", "COMP_WORDS": "lic enc", "COMP_CWORD": "1"}
+    res = subprocess.run([sys.executable, "-m", "lccodec.cli"], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0 and "plain,encode" in res.stdout.splitlines(), res.stdout
+    env.update(_LIC_COMPLETE="bash_source")
+    res = subprocess.run([sys.executable, "-m", "lccodec.cli"], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0 and "complete " in res.stdout and "_lic_completion" in res.stdout
+
+
+def test_a_library_warning_is_one_lic_warning_line(png, tmp_path, capsys, monkeypatch):
+    import warnings
+
+    import lccodec.batch
+
+    real = lccodec.batch.encode_file
+
+    def noisy(*args, **kwargs):
+        warnings.warn("Corrupt EXIF data.  Expecting to read 2 bytes\n but only got 0.", UserWarning)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lccodec.batch, "encode_file", noisy)
+    code, _, err = run(["encode", str(png), str(tmp_path / "a.lic"), "-m", "hyperprior"], capsys)
+    assert code == 0 and err == "lic: warning: Corrupt EXIF data. Expecting to read 2 bytes but only got 0.\n"

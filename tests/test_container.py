@@ -63,7 +63,7 @@ def test_quality_to_q8():
 @pytest.mark.parametrize("kw", [dict(model_id=70000), dict(weights_id=-1), dict(quality_q8=0),
                                 dict(width=0), dict(height=65535 * 4 + 1), dict(mode="CMYK"),
                                 dict(layer_flags=1 << 16), dict(params=b"x" * 65536),
-                                dict(version=2)])
+                                dict(version=2), dict(version=0)])
 def test_pack_rejects_bad_header(kw):
     with pytest.raises(ValueError):
         c.pack(_header(**kw), [])
@@ -93,8 +93,52 @@ def test_refuses_too_short():
 
 
 def test_refuses_other_version():
-    data = _patch(_valid(), 4, "<B", 2)
-    with pytest.raises(FormatError, match=r"unsupported format version 2 \(this lic reads version 1\)"):
+    data = _patch(_valid(), 4, "<B", 3)
+    with pytest.raises(FormatError, match=r"unsupported format version 3 \(this lic reads versions 1 and 2; "
+                                          r"a newer lic reads it\)"):
+        c.unpack(data)
+
+
+# ------------------------------------------------------------------ metadata and version 2
+ICC = c.Stream(c.STREAM_ICC, b"icc", 3)  # the container checks kinds and versions, not contents
+
+
+def test_files_without_metadata_are_version_1_and_with_metadata_version_2():
+    plain = _valid()
+    assert plain[4] == 1 and c.format_version(STREAMS) == 1
+    h = _header(version=2)
+    data = c.pack(h, STREAMS + [ICC])
+    assert data[4] == 2 and c.unpack(data) == (h, STREAMS + [ICC])
+    assert len(data) == len(plain) + 9 + 3  # the same layout: one more table entry and its bytes
+    assert c.describe(*c.unpack(data))["metadata"] == [{"kind": "icc", "bytes": 3}]
+    assert c.describe(*c.unpack(plain))["metadata"] == []
+
+
+def test_pack_writes_the_version_the_streams_need():
+    with pytest.raises(ValueError, match="format version 2 file, not 1"):
+        c.pack(_header(), STREAMS + [ICC])
+    with pytest.raises(ValueError, match="format version 1 file, not 2"):
+        c.pack(_header(version=2), STREAMS)
+
+
+@pytest.mark.parametrize("kind", sorted(c.METADATA_STREAMS))
+def test_a_metadata_stream_in_a_version_1_file_is_refused(kind):
+    data = c.pack(_header(version=2), STREAMS + [c.Stream(kind, b"m", 1)])
+    with pytest.raises(FormatError, match=f"a {c.METADATA_STREAMS[kind]} stream in a format version 1 file "
+                                          r"\(metadata needs version 2\)"):
+        c.unpack(_patch(data, 4, "<B", 1))
+
+
+def test_a_version_2_file_without_metadata_is_refused():
+    with pytest.raises(FormatError, match="a format version 2 file without a metadata stream"):
+        c.unpack(_patch(_valid(), 4, "<B", 2))
+
+
+def test_a_reader_of_version_1_only_names_version_2(monkeypatch):
+    """What lic 0.1.0 (VERSIONS = (1,)) says of a file with metadata: its version, not corruption."""
+    data = c.pack(_header(version=2), STREAMS + [ICC])
+    monkeypatch.setattr(c, "VERSIONS", (1,))
+    with pytest.raises(FormatError, match=r"^unsupported format version 2 \(this lic reads versions? 1"):
         c.unpack(data)
 
 

@@ -177,3 +177,34 @@ def test_animated_gif_uses_first_frame_and_warns(codec, tmp_path, capsys):
     code, err, _ = _cli_encode(data, tmp_path, capsys, "anim.gif")
     assert code == 0
     assert err.strip().splitlines() == ["lic: warning: animated image: only the first of 3 frames is used"]
+
+
+# ----------------------------------------------------------------------------- broken metadata
+def _png_with(chunk: bytes, width: int = 16, height: int = 12) -> bytes:
+    """An 8-bit RGB PNG with `chunk` (a whole chunk) before its image data."""
+    rows = b"".join(b"\x00" + bytes(range(3 * width)) for _ in range(height))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + chunk + _chunk(b"IDAT", zlib.compress(rows))
+            + _chunk(b"IEND", b""))
+
+
+BROKEN_METADATA = {
+    "iccp-not-zlib.png": _png_with(_chunk(b"iCCP", b"ICC Profile\x00\x00not zlib at all")),
+    "exif-ifd-past-end.png": _png_with(_chunk(b"eXIf", b"MM\x00*\x00\x00\xff\xff")),
+    "exif-not-tiff.jpg": _save(Image.fromarray(photo_like(12, 16)), "JPEG", exif=b"Exif\x00\x00garbage!"),
+    "icc-one-fragment-of-two.jpg": _save(Image.fromarray(photo_like(12, 16)), "JPEG",
+                                         extra=b"\xff\xe2\x00\x14ICC_PROFILE\x00\x01\x02abcd"),
+    "xmp-not-utf8.webp": _save(Image.fromarray(photo_like(12, 16)), "WEBP", xmp=b"<x>\xff\xfe</x>"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_METADATA))
+def test_broken_metadata_never_stops_an_encode_or_a_decode(name, tmp_path, capsys):
+    """Metadata Pillow cannot read, or that breaks a .lic rule, is dropped (at most one warning
+    line): the image still encodes and decodes, into every output format that takes metadata."""
+    code, err, out = _cli_encode(BROKEN_METADATA[name], tmp_path, capsys, name)
+    lines = err.strip().splitlines()
+    assert code == 0 and len(lines) <= 1 and all(ln.startswith("lic: warning: ") for ln in lines), err
+    for ext in ("png", "jpg", "webp", "tiff"):
+        code, _, err = _run(["decode", str(out), str(tmp_path / f"out.{ext}")], capsys)
+        assert code == 0 and "error" not in err, (ext, err)

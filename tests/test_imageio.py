@@ -219,16 +219,44 @@ def test_to_pil_and_stream_save(mode):
 
 
 def test_failed_save_leaves_nothing_behind(tmp_path):
-    img = load_image(np.dstack([RGB, ALPHA]))
-    path = tmp_path / "out.jpg"
-    with pytest.raises(ImageError, match="cannot save an image of mode RGBA as JPEG"):
+    img = load_image(np.zeros((1, 16400, 3), np.uint8))  # wider than WebP allows: fails while saving
+    path = tmp_path / "out.webp"
+    with pytest.raises(ImageError, match="cannot save an image of mode RGB as WEBP .*16383"):
         save_image(img, path)
     assert os.listdir(tmp_path) == []
     path.write_bytes(b"keep")
     with pytest.raises(ImageError):
         save_image(img, path)
     assert path.read_bytes() == b"keep"
-    assert os.listdir(tmp_path) == ["out.jpg"]
+    assert os.listdir(tmp_path) == ["out.webp"]
+
+
+@pytest.mark.parametrize("mode,ext", [("RGBA", "jpg"), ("LA", "jpg"), ("RGBA", "pcx"), ("LA", "ppm")])
+def test_alpha_is_flattened_onto_white_where_the_format_has_none(tmp_path, mode, ext):
+    colour = RGB if mode == "RGBA" else GRAY
+    alpha = np.zeros_like(ALPHA)
+    alpha[:, : alpha.shape[1] // 2] = 255  # left half opaque, right half transparent
+    notes = save_image(load_image(np.dstack([colour, alpha])), tmp_path / f"out.{ext}")
+    assert notes == [f"{Image.registered_extensions()['.' + ext]} has no alpha channel: the {mode} image "
+                     "is flattened onto white (.png, .webp and .tiff keep alpha)"]
+    with Image.open(tmp_path / f"out.{ext}") as im:
+        assert im.mode == mode[:-1]
+        pixels = np.asarray(im).reshape(alpha.shape + (-1,))
+    assert pixels[:, -1].mean() > 240  # transparent: white (JPEG rings a little at the edge)
+    if ext != "jpg":  # lossless: the opaque half is the image itself
+        np.testing.assert_array_equal(pixels[:, 0], colour.reshape(alpha.shape + (-1,))[:, 0])
+
+
+def test_a_format_that_cannot_hold_the_image_is_refused(tmp_path):
+    from lccodec.imageio import output_mode
+
+    assert output_mode("RGBA", "PNG") == ("RGBA", None)
+    assert output_mode("RGBA", "JPEG")[0] == "RGB"
+    with pytest.raises(ImageError, match="XBM files cannot hold RGB images"):
+        output_mode("RGB", "XBM")
+    with pytest.raises(ImageError, match=f"cannot write '.*out.xbm': XBM files cannot hold RGB images"):
+        save_image(load_image(RGB), tmp_path / "out.xbm")
+    assert os.listdir(tmp_path) == []
 
 
 def test_save_into_missing_directory(tmp_path):

@@ -2,7 +2,8 @@
 
 Each rule is checked on the conformance vectors of every model (tests/vectors: small files and
 test weights, so decoding is quick) through the Codec, and once through the CLI (one
-`lic: error:` line, exit ≠ 0) on a file of the shipped hyperprior.
+`lic: error:` line, exit ≠ 0) on a file of the shipped hyperprior. The metadata streams (format
+version 2) are checked the same way.
 """
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ import pytest
 
 from lccodec import container
 from lccodec.container import (
-    STREAM_ALPHA, STREAM_ESCAPE, STREAM_NAMES, STREAM_Y, STREAM_Y2, STREAM_Y3, STREAM_Z, STREAM_Z2, Stream,
+    STREAM_ALPHA, STREAM_ESCAPE, STREAM_EXIF, STREAM_ICC, STREAM_NAMES, STREAM_XMP, STREAM_Y, STREAM_Y2,
+    STREAM_Y3, STREAM_Z, STREAM_Z2, Stream,
 )
 from lccodec.errors import FormatError
+from lccodec.metadata import MAX_BYTES
 
 from conftest import photo_like, run_cli
 
@@ -56,8 +59,11 @@ def _vector(model: str, *, alpha: bool | None = None, kinds: tuple[int, ...] = (
 
 
 def _with(data: bytes, change=None, add: list[Stream] = (), drop: int | None = None, **fields) -> bytes:
+    """The file with its streams changed, dropped or added and header fields replaced; the
+    version is the one its streams need."""
     header, streams = container.unpack(data)
     streams = [change(s) if change else s for s in streams if s.kind != drop] + list(add)
+    fields.setdefault("version", container.format_version(streams))
     return container.pack(dataclasses.replace(header, **fields), streams)
 
 
@@ -167,7 +173,7 @@ def test_a_missing_or_overlong_escape_stream_is_refused(codecs, model):
 @pytest.mark.parametrize("model", MODELS)
 def test_unknown_stream_kinds_are_refused(codecs, model):
     data = _vector(model)
-    for kind in (9, 200):
+    for kind in (11, 200):
         _refused(codecs[model], _with(data, add=[Stream(kind, b"\x00" * 8, 3)]),
                  f"^corrupt: an unknown stream \\(kind {kind}\\) does not belong")
 
@@ -244,6 +250,47 @@ def test_a_malformed_alpha_png_is_refused(codecs, model):
             codecs[model].decode(mutated)
 
 
+# ------------------------------------------------------------------------ metadata
+def _metadata_variants():
+    """(label, a metadata stream that breaks a rule, expected message) for every rule."""
+    icc = struct.pack(">I", 132) + bytes(32) + b"acsp" + bytes(92)
+    exif = b"II*\x00\x08\x00\x00\x00\x00\x00"
+    yield "miscounted", Stream(STREAM_ICC, icc, len(icc) + 1), "the icc stream declares 133 symbols in 132 bytes"
+    yield "empty", Stream(STREAM_XMP, b"", 0), "the xmp stream is empty"
+    yield "truncated ICC", Stream(STREAM_ICC, icc[:100], 100), "the icc stream is not an ICC profile"
+    yield "ICC cut short", Stream(STREAM_ICC, struct.pack(">I", 588) + icc[4:], 132), "declares 588 bytes but holds 132"
+    yield "not an ICC", Stream(STREAM_ICC, b"\x00" * 200, 200), "is not an ICC profile"
+    yield "EXIF without TIFF header", Stream(STREAM_EXIF, b"Exif\x00\x00" + exif, 16), "does not begin with a TIFF header"
+    yield "XMP not UTF-8", Stream(STREAM_XMP, "<x>é</x>".encode("latin-1"), 8), "the xmp stream is not UTF-8"
+
+
+def test_every_metadata_rule_is_kept_on_every_model(codecs):
+    for model in MODELS:
+        data = _vector(model)
+        for label, stream, message in _metadata_variants():
+            _refused(codecs[model], _with(data, add=[stream]), message)
+
+
+def test_a_metadata_stream_above_16_mib_is_refused(codecs):
+    big = Stream(STREAM_XMP, b" " * (MAX_BYTES + 1), MAX_BYTES + 1)
+    _refused(codecs["hyperprior"], _with(_vector("hyperprior"), add=[big]),
+             f"the xmp stream is {MAX_BYTES + 1} bytes, above the limit of {MAX_BYTES}")
+
+
+def test_version_and_metadata_must_agree(codecs):
+    data = _vector("hyperprior")
+    xmp = Stream(STREAM_XMP, b"<x/>", 4)
+    with_xmp = _with(data, add=[xmp])
+    codecs["hyperprior"].decode(with_xmp)  # metadata decodes, and to the same pixels
+    assert np.array_equal(codecs["hyperprior"].decode(with_xmp), codecs["hyperprior"].decode(data))
+    body = bytearray(with_xmp[:-4])
+    body[4] = 1
+    _refused(codecs["hyperprior"], bytes(body) + struct.pack("<I", zlib.crc32(body)), "in a format version 1 file")
+    body = bytearray(data[:-4])
+    body[4] = 2
+    _refused(codecs["hyperprior"], bytes(body) + struct.pack("<I", zlib.crc32(body)), "version 2 file without a metadata")
+
+
 # ------------------------------------------------------------------------ the CLI
 @pytest.fixture(scope="module")
 def shipped_rgba():
@@ -265,13 +312,15 @@ def _cli_cases(data: bytes) -> list[tuple[str, bytes]]:
         ("emptied y", _replaced(data, STREAM_Y, b"")),
         ("cut-short y", _replaced(data, STREAM_Y, _stream(data, STREAM_Y).data[4:])),
         ("escape bytes left", _with(data, lambda s: Stream(s.kind, s.data + b"\x02", s.symbols) if s.kind == STREAM_ESCAPE else s)),
-        ("unknown kind", _with(data, add=[Stream(9, b"\x00" * 4, 1)])),
+        ("unknown kind", _with(data, add=[Stream(11, b"\x00" * 4, 1)])),
         ("other model's kind", _with(data, add=[Stream(STREAM_Y3, EXTRA_WORD, 1)])),
         ("alpha in RGB", _with(rgb, add=[alpha])),
         ("alpha count", _with(data, lambda s: Stream(s.kind, s.data, s.symbols - 1) if s.kind == STREAM_ALPHA else s)),
     ]
     for label, bad, _ in _alpha_variants(alpha.data):
         cases.append((f"alpha PNG: {label}", _with(data, lambda s, bad=bad: Stream(s.kind, bad, s.symbols) if s.kind == STREAM_ALPHA else s)))
+    for label, stream, _ in _metadata_variants():
+        cases.append((f"metadata: {label}", _with(data, add=[stream])))
     return cases
 
 

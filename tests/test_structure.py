@@ -21,7 +21,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 #: Lowest first. A module may import from its own layer and the layers below, never above.
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "identity", "default_model", "released_weights", "atomic", "files", "device", "metrics"),
-    ("container", "coding", "tiling", "layers", "entropy_models", "exact.fixed_point"),
+    ("container", "metadata", "coding", "tiling", "layers", "entropy_models", "exact.fixed_point"),
     ("exact", "imageio", "weights_io", "side_streams"),
     ("latents",),
     ("models",),

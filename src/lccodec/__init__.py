@@ -5,14 +5,17 @@
 >>> image = lccodec.decode(data)                # PIL.Image (a path to a .lic file works too)
 
 ``open_model(name)`` gives a :class:`Codec` (one model on one device) whose ``encode`` returns an
-:class:`Encoded` (bytes, reconstruction, bpp, PSNR); ``Codec``, ``Encoded`` and ``open_model``
-need torch and are imported on first use. What an encode changed or dropped (16-bit input
-reduced, ICC profile dropped, a missed rate target) is reported as a :class:`LicWarning`.
+:class:`Encoded` (bytes, reconstruction, bpp, PSNR, metadata); ``Codec``, ``Encoded`` and
+``open_model`` need torch and are imported on first use. An image's ICC profile, EXIF and XMP are
+kept (:class:`Metadata`; ``strip=`` drops them): the decoded image has them in ``image.info``.
+What an encode changed or dropped (16-bit input reduced, malformed metadata dropped, a missed
+rate target) is reported as a :class:`LicWarning`.
 """
 from __future__ import annotations
 
 import numbers
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,15 +28,18 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from .codec import Codec, Encoded, decode_bytes, open_model
+    from .metadata import Metadata
 
-_LAZY = {"Codec", "Encoded", "decode_bytes", "open_model"}  # need torch: imported on first use
+# imported on first use: the codec needs torch, the metadata Pillow
+_LAZY = {"Codec": "codec", "Encoded": "codec", "decode_bytes": "codec", "open_model": "codec",
+         "Metadata": "metadata"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from . import codec
+        import importlib
 
-        return getattr(codec, name)
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'lccodec' has no attribute {name!r}")
 
 
@@ -94,7 +100,7 @@ def encode(
     psnr: float | None = None,
     size: int | None = None,
     device: str = "auto",
-    strip: bool = False,
+    strip: bool | str | Iterable[str] = False,
     weights: str | os.PathLike | None = None,
     max_pixels: int | None = None,
 ) -> bytes:
@@ -102,9 +108,10 @@ def encode(
 
     Give at most one of `quality`, `bpp`, `psnr` and `size` (bytes). `model` None: the model of
     `weights` if given, else DEFAULT_MODEL. `weights`: a weights file to encode with instead of
-    the shipped one (decode its files with the same file). `strip=True`: no warning that an ICC
-    profile or EXIF metadata is dropped. Images of more than `max_pixels` (default 2^27) are
-    refused from their header, before their pixels are read or a model is loaded.
+    the shipped one (decode its files with the same file). The image's ICC profile, EXIF and
+    XMP are kept; `strip` drops them: True (or 'all') every kind, or those named ('icc,exif').
+    Images of more than `max_pixels` (default 2^27) are refused from their header, before their
+    pixels are read or a model is loaded.
     """
     from .codec import open_model
     from .imageio import load_image
@@ -116,7 +123,8 @@ def encode(
 def decode(data: bytes | str | os.PathLike, device: str = "auto", max_pixels: int | None = None,
            weights: str | os.PathLike | None = None) -> Image.Image:
     """Decode a .lic file (its bytes or its path) to a PIL image in the original mode
-    (L, LA, RGB or RGBA).
+    (L, LA, RGB or RGBA), with the file's metadata in ``image.info`` (``icc_profile``, ``exif``,
+    ``xmp``, as Pillow's own readers give them: pass them to ``image.save`` to keep them).
 
     Files declaring more than `max_pixels` (default 2^27) are refused before decoding.
     `weights`: the weights file to decode with instead of the shipped one (a file made with an
@@ -131,13 +139,13 @@ def decode(data: bytes | str | os.PathLike, device: str = "auto", max_pixels: in
         from .files import read_file
 
         data = read_file(data)
-    header, pixels = decode_bytes(data, device, limit, weights)
-    if pixels.shape[2] == 1:
-        return Image.fromarray(pixels[:, :, 0], "L")
-    return Image.fromarray(pixels, header.mode)
+    header, pixels, metadata = decode_bytes(data, device, limit, weights)
+    image = Image.fromarray(pixels[:, :, 0], "L") if pixels.shape[2] == 1 else Image.fromarray(pixels, header.mode)
+    image.info.update(metadata.pil_info())
+    return image
 
 
 __all__ = [
-    "DEFAULT_MODEL", "Codec", "Encoded", "FormatError", "ImageError", "LicError", "LicWarning", "ModelError", "ModelInfo",
+    "DEFAULT_MODEL", "Codec", "Encoded", "FormatError", "ImageError", "LicError", "LicWarning", "Metadata", "ModelError", "ModelInfo",
     "__version__", "decode", "encode", "list_models", "open_model",
 ]

@@ -6,6 +6,11 @@ writers that want a file name). A reader — or an interrupted run — only ever
 old file or the complete new one. An existing target keeps its permission bits; a new one gets
 the usual ``0666 & ~umask``. :func:`terminate_on_signals` makes SIGTERM and SIGHUP unwind like
 Ctrl-C, so the temp file is removed then too.
+
+Special targets (:func:`output_target`): a symlink is written through, atomically at its
+target (as cwebp and dwebp do); a character or block device, a FIFO, a socket and
+``/dev/stdout``, ``/dev/stderr``, ``/dev/fd/N``, ``/proc/self/fd/N`` are written in place,
+with no temp file and no rename (``/dev/null`` stays a device).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import signal
 import stat
 import tempfile
@@ -69,7 +75,56 @@ def reason(exc: OSError) -> str:
         return "it is a directory"
     if exc.errno == errno.ENOSPC:
         return "no space left on device"
+    if exc.errno == errno.ELOOP:
+        return "too many levels of symbolic links"
     return exc.strerror or str(exc)
+
+
+_STDIO_PATHS = {"/dev/stdout": 1, "/dev/stderr": 2}
+_FD_PATH = re.compile(r"/dev/fd/(\d+)|/proc/(?:self|thread-self)/fd/(\d+)")
+_OPEN_FD_PATH = re.compile(r"/proc/\d+/fd/\d+")
+
+
+def _open_descriptor(path: Path) -> int | None:
+    """The descriptor of this process that `path` names (/dev/stdout, /dev/fd/N…), or None."""
+    text = os.path.abspath(path)
+    found = _FD_PATH.fullmatch(text)
+    return _STDIO_PATHS.get(text, int(next(g for g in found.groups() if g)) if found else None)
+
+
+def output_target(path: str | os.PathLike) -> tuple[Path, bool]:
+    """Where an output named `path` is written, and whether in place (no temp file, no rename).
+
+    In place: a descriptor path (/dev/stdout…) and an existing target that is not a regular file
+    or folder (a device, a FIFO). A symlink resolves to its final target (which may not exist
+    yet); a loop is a LicError.
+    """
+    path = Path(path)
+    if _open_descriptor(path) is not None or _OPEN_FD_PATH.fullmatch(os.path.abspath(path)):
+        return path, True
+    try:
+        mode = os.stat(path).st_mode  # follows symlinks
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise LicError(f"cannot write '{path}': {reason(exc)}") from exc
+    if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        return path, True
+    if path.is_symlink():  # a loop failed os.stat above (ELOOP)
+        return Path(os.path.realpath(path)), False
+    return path, False
+
+
+@contextlib.contextmanager
+def _in_place(path: Path) -> Iterator[BinaryIO]:
+    """`path` opened for writing as it is: a descriptor path gets a duplicate of that descriptor."""
+    fd = _open_descriptor(path)
+    try:
+        f = os.fdopen(os.dup(fd), "wb") if fd is not None else open(path, "wb")
+    except OSError as exc:
+        raise LicError(f"cannot write '{path}': {reason(exc)}") from exc
+    with f:
+        yield f
 
 
 def _check_target(path: Path) -> None:
@@ -108,8 +163,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     For writers that want a file name (matplotlib, safetensors). On any exception the temp file
     is removed and `path` is left untouched; failures to create or install the file raise LicError.
+    A target written in place (:func:`output_target`) is yielded itself.
     """
-    path = Path(path)
+    path, in_place = output_target(path)
+    if in_place:
+        yield path
+        return
     _check_target(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -131,13 +190,22 @@ def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
 
     On any exception the temp file is removed and `path` is left untouched; exceptions from
     the block propagate unchanged, failures to create or install the file raise LicError.
+    A target written in place (:func:`output_target`: a device, a FIFO, /dev/stdout) is not
+    atomic: it gets the bytes as they are written.
     """
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+    target, in_place = output_target(path)
+    with _in_place(target) if in_place else _temp_file(target) as f:
         yield f
         try:
             f.flush()
         except OSError as exc:
             raise LicError(f"cannot write '{path}': {reason(exc)}") from exc
+
+
+@contextlib.contextmanager
+def _temp_file(path: Path) -> Iterator[BinaryIO]:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        yield f
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:

@@ -11,7 +11,7 @@ import multiprocessing
 import os
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +32,16 @@ class FileResult:
 
 def encode_file(source: str, destination: str, model: str | None = None, quality: float | None = None,
                 bpp: float | None = None, psnr: float | None = None, device: str = "auto", *,
-                size: int | None = None, strip: bool = False, weights: str | None = None,
-                max_pixels: int | None = None, overwrite: bool = True, force: bool = False) -> dict:
+                size: int | None = None, strip: bool | str | Iterable[str] = False,
+                weights: str | None = None, max_pixels: int | None = None, overwrite: bool = True,
+                force: bool = False) -> dict:
     """Encode an image file to a .lic file (atomically); returns what was reached.
 
     `model` None: the model of `weights` if given, else DEFAULT_MODEL. `weights`: encode with
-    this weights file instead of the shipped one. `strip` leaves out the warnings about dropped
-    ICC/EXIF metadata; `max_pixels` (default 2^27) refuses larger images before any work;
-    `overwrite=False` refuses an existing destination; `force` allows binary output to a terminal.
+    this weights file instead of the shipped one. `strip` drops the image's metadata (True: ICC,
+    EXIF and XMP; or the kinds named); `max_pixels` (default 2^27) refuses larger images before
+    any work; `overwrite=False` refuses an existing destination; `force` allows binary output to
+    a terminal.
     """
     from .codec import open_model
     from .container import DEFAULT_MAX_PIXELS
@@ -61,21 +63,32 @@ def decode_file(source: str, destination: str, fmt: str | None = None, device: s
                 max_pixels: int | None = None, *, weights: str | None = None, overwrite: bool = True,
                 force: bool = False) -> dict:
     """Decode a .lic file to an image file (atomically; format from `fmt`, else the extension;
-    with the weights file `weights` instead of the shipped one, if given)."""
+    with the weights file `weights` instead of the shipped one, if given). The file's metadata
+    goes into the output where its format can hold it; a format without alpha gets the image
+    flattened onto white, one that cannot hold the image is refused before decoding."""
     from . import decode
-    from .imageio import output_format, save_image
+    from .container import DEFAULT_MAX_PIXELS, unpack
+    from .errors import ImageError
+    from .imageio import output_format, output_mode, save_image
+    from .metadata import read_metadata
 
     check_paths(source, destination, overwrite=overwrite, force=force)
     fmt = output_format(destination if destination != STDIO else "", fmt)  # refuse a bad one first
     start = time.perf_counter()
-    image = decode(read_input(source), device=device, max_pixels=max_pixels, weights=weights)
+    data = read_input(source)
+    try:
+        output_mode(unpack(data, max_pixels=max_pixels or DEFAULT_MAX_PIXELS)[0].mode, fmt)
+    except ImageError as exc:
+        raise ImageError(f"cannot write '{destination}': {exc}") from None
+    image = decode(data, device=device, max_pixels=max_pixels, weights=weights)
+    metadata, _ = read_metadata(image)  # what the file carries, as decode put it in image.info
     if destination == STDIO:
         buf = io.BytesIO()
-        save_image(image, buf, format=fmt)
+        notes = save_image(image, buf, format=fmt, metadata=metadata)
         write_output(STDIO, buf.getvalue())
     else:
-        save_image(image, destination, format=fmt)
-    return {"width": image.width, "height": image.height, "mode": image.mode,
+        notes = save_image(image, destination, format=fmt, metadata=metadata)
+    return {"width": image.width, "height": image.height, "mode": image.mode, "warnings": notes,
             "seconds": time.perf_counter() - start}
 
 

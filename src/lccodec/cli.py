@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import traceback
 import warnings
@@ -71,6 +72,7 @@ def run_reporting_errors(invoke: Callable[[list[str]], Any], args: Sequence[str]
     try:
         with terminate_on_signals(), warnings.catch_warnings():
             warnings.simplefilter("ignore", LicWarning)  # the CLI prints them itself
+            warnings.showwarning = lambda message, *_, **__: _warn(" ".join(str(message).split()))
             return invoke(list(args))
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
@@ -206,7 +208,8 @@ def _run(fn: Callable[..., dict], pairs: list[tuple[str, str]], form: str, *, jo
     failed = [r for r in results if r.error]
     for r in results:
         if r.error:
-            click.echo(f"lic: error: {r.source}: {r.error}", err=True)
+            named = f"'{r.source}'" in r.error  # most messages name the file already
+            click.echo(f"lic: error: {r.error if named else f'{r.source}: {r.error}'}", err=True)
             continue
         if not quiet:
             for w in r.info.get("warnings", []):
@@ -239,7 +242,31 @@ def _io_options(fn: Callable) -> Callable:
     return fn
 
 
-@cli.command()
+def _strip_option(value: str | None) -> frozenset[str]:
+    from .metadata import strip_kinds
+
+    try:
+        return strip_kinds(value)
+    except LicError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--strip'") from None
+
+
+class EncodeCommand(click.Command):
+    """`lic encode`: ``--strip`` takes the next word as the kinds to strip only when it is a word
+    list that names no file (``--strip icc,exif``); before an input (``--strip photo.png``) it
+    strips all."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        end = args.index("--") if "--" in args else len(args)
+        for i, arg in enumerate(args[:end]):
+            following = args[i + 1] if i + 1 < end else ""
+            if arg == "--strip" and not (re.fullmatch(r"[A-Za-z]+(,[A-Za-z]+)*", following)
+                                         and not os.path.exists(following)):
+                args = [*args[:i], "--strip=all", *args[i + 1:]]
+        return super().parse_args(ctx, args)
+
+
+@cli.command(cls=EncodeCommand)
 @click.argument("paths", nargs=-1, metavar="IN [OUT] | IN -o OUT | IN... -d DIR")
 @click.option("--model", "-m", default=None,
               help=f"Model name (see `lic models`, which says why the default is the default) "
@@ -249,8 +276,10 @@ def _io_options(fn: Callable) -> Callable:
 @click.option("--size", type=click.IntRange(min=1), default=None, metavar="BYTES",
               help="Target: largest file of at most this many bytes.")
 @click.option("--psnr", type=float, default=None, help="Target: smallest file with at least this PSNR (dB).")
-@click.option("--strip", is_flag=True,
-              help="Drop ICC profiles and EXIF without a warning (.lic files do not carry them yet).")
+@click.option("--strip", is_flag=False, flag_value="all", default=None, metavar="[KINDS]",
+              callback=lambda ctx, param, value: _strip_option(value),
+              help="Drop the image's metadata (ICC profile, EXIF, XMP; kept by default): all of it, "
+                   "or the kinds named, e.g. --strip icc,exif.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=None,
               help="Refuse images of more pixels than this, before reading them (default 134217728).")
 @click.option("--weights", metavar="FILE", default=None,
@@ -258,7 +287,8 @@ def _io_options(fn: Callable) -> Callable:
                    "exported); decode the files with `lic decode --weights FILE`.")
 @_io_options
 def encode(paths: tuple[str, ...], model: str | None, quality: float | None, bpp: float | None,
-           size: int | None, psnr: float | None, strip: bool, max_pixels: int | None, weights: str | None,
+           size: int | None, psnr: float | None, strip: frozenset[str], max_pixels: int | None,
+           weights: str | None,
            output: str | None, out_dir: str | None,
            force: bool, device: str, threads: int | None, jobs: int, verbose: bool, quiet: bool) -> None:
     """Encode images to .lic files ('-' for stdin/stdout)."""
@@ -341,16 +371,39 @@ def info(file: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(fields, indent=2))
         return
+    for line in info_lines(fields, release):
+        click.echo(line)
+
+
+def info_lines(fields: dict, release: Any) -> list[str]:
+    """`lic info`'s text: one field a line, with the layers, params and metadata spelled out."""
+    from .container import LAYER_MEANINGS
+    from .identity import BY_NAME
+
+    layout = BY_NAME[fields["model"]].params if fields["model"] in BY_NAME else None
+    named = layout.names if layout else ()
+    lines = []
     for key, value in fields.items():
-        if key == "streams":
-            click.echo("streams:")
-            for s in value:
-                click.echo("  " + ", ".join(f"{k}={v}" for k, v in s.items()))
+        if key in named:
+            continue  # shown with the params
+        if key == "layers":
+            value = ", ".join(f"{n} ({LAYER_MEANINGS.get(n, 'reserved bit')})" for n in value) or "none"
+        elif key == "params":
+            size = len(value) // 2
+            given = ", ".join(f"{n} {fields[n]}" for n in named if n in fields)
+            value = ("none (this model's files carry no parameters)" if not size else
+                     f"{value} ({size} bytes of model parameters, hex" + (f": {given})" if given else ")"))
+        elif key == "metadata":
+            value = ", ".join(f"{m['kind']} {m['bytes']} bytes" for m in value) or "none"
+        elif key == "streams":
+            lines.append("streams:")
+            lines += ["  " + ", ".join(f"{k}={v}" for k, v in s.items()) for s in value]
+            continue
         elif key == "weights_release":
-            click.echo(f"weights_release: {release.describe()}, {release.date}" if release else
-                       "weights_release: none (weights no lic release shipped: decode with --weights FILE)")
-        else:
-            click.echo(f"{key}: {value}")
+            value = (f"{release.describe()}, {release.date}" if release else
+                     "none (weights no lic release shipped: decode with --weights FILE)")
+        lines.append(f"{key}: {value}")
+    return lines
 
 
 @cli.command()

@@ -29,6 +29,7 @@ from .default_model import DEFAULT_MODEL
 from .device import resolve_device
 from .errors import FormatError, LicError, LicWarning, ModelError, StreamError
 from .imageio import RasterImage, load_image
+from .metadata import Metadata
 from .metrics import psnr
 from .models import LicModel, ModelSpec, build_model, model_by_id, model_by_name, weights_path
 from .released_weights import find_release
@@ -49,6 +50,7 @@ class Encoded:
     bpp: float
     psnr: float  # PSNR of the colour channels, dB (inf when identical)
     warnings: list[str] = field(default_factory=list)
+    metadata: Metadata = field(default_factory=Metadata)  # the ICC profile, EXIF and XMP the file carries
 
 
 @dataclass
@@ -130,6 +132,7 @@ class Codec:
         streams.append(Stream(STREAM_ESCAPE, escapes.getvalue(), escapes.count))
         if image.alpha is not None:
             streams.append(Stream(STREAM_ALPHA, alpha_to_png(image.alpha), image.alpha.size))
+        streams += image.metadata.to_streams()
         header = Header(
             model_id=self.spec.model_id,
             weights_id=self.weights_id,
@@ -139,14 +142,17 @@ class Codec:
             mode=image.mode,
             layer_flags=flags,
             params=self.model.header_params(),
+            version=container.format_version(streams),
         )
         data = container.pack(header, streams)
         bpp = len(data) * 8.0 / (image.width * image.height)
         if x_hat is None:
-            return Encoded(data, np.empty(0, np.uint8), image.mode, quality, bpp, math.nan, list(image.warnings))
+            return Encoded(data, np.empty(0, np.uint8), image.mode, quality, bpp, math.nan,
+                           list(image.warnings), image.metadata)
         colour = self._to_pixels(x_hat, image.height, image.width, image.pixels.shape[2])
         recon = colour if image.alpha is None else np.concatenate([colour, image.alpha[..., None]], axis=2)
-        return Encoded(data, recon, image.mode, quality, bpp, psnr(colour, image.pixels), list(image.warnings))
+        return Encoded(data, recon, image.mode, quality, bpp, psnr(colour, image.pixels),
+                       list(image.warnings), image.metadata)
 
     def encode(
         self,
@@ -354,9 +360,9 @@ def open_model(name: str | None = None, device: str = "auto", weights: str | os.
 def decode_bytes(
     data: bytes, device: str = "auto", max_pixels: int = container.DEFAULT_MAX_PIXELS,
     weights: str | os.PathLike | None = None,
-) -> tuple[Header, np.ndarray]:
+) -> tuple[Header, np.ndarray, Metadata]:
     """Decode any .lic file with the model its header names (and the weights file `weights`
-    instead of the shipped one, if given).
+    instead of the shipped one, if given): its header, pixels and metadata.
 
     Files declaring more than `max_pixels` are refused before any decoding work: a tiny file
     can otherwise ask for a large (valid) decode.
@@ -365,7 +371,8 @@ def decode_bytes(
         raise FormatError("decode expects the bytes of a .lic file")
     header, streams = container.unpack(bytes(data), max_pixels=max_pixels)
     spec = model_by_id(header.model_id)
-    return header, open_model(spec.name, device, weights).decode_parsed(header, streams)
+    pixels = open_model(spec.name, device, weights).decode_parsed(header, streams)
+    return header, pixels, Metadata.from_streams({s.kind: s for s in streams})  # checked before decoding
 
 
 __all__ = ["Codec", "Encoded", "LatentInputs", "LicError", "decode_bytes", "latent_inputs", "open_model", "psnr", "resolve_device"]

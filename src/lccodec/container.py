@@ -1,6 +1,8 @@
-"""The .lic container, format version 1: a checked header, a stream table and a CRC32.
+"""The .lic container: a checked header, a stream table and a CRC32.
 
-See docs/format.md for the byte layout. This module has no torch dependency.
+Format version 1 carries the image; version 2 is the same layout with metadata streams (ICC,
+EXIF, XMP) too, and is written only when there are some, so files without metadata stay
+version 1, byte for byte. See docs/format.md for the byte layout. No torch dependency.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from .errors import FormatError
 from .identity import BY_ID
 
 MAGIC = b"\x89LIC"
-VERSION = 1
+VERSION = 1  # files without metadata streams
+VERSION_METADATA = 2  # files with at least one metadata stream (icc, exif, xmp)
+VERSIONS = (VERSION, VERSION_METADATA)  # the versions this lic reads and writes
 DEFAULT_MAX_PIXELS = 1 << 27  # the same limit the encoder's image loader applies
 MAX_SIDE = 65535 * 4
 MAX_STREAMS = 16
@@ -28,6 +32,8 @@ LAYER_Y3 = 1 << 3
 LAYER_Y4 = 1 << 4
 LAYER_Z2 = 1 << 5
 LAYER_NAMES = {LAYER_Z: "z", LAYER_Y: "y", LAYER_Y2: "y2", LAYER_Y3: "y3", LAYER_Y4: "y4", LAYER_Z2: "z2"}
+LAYER_MEANINGS = {"z": "hyper-latent", "y": "main latent", "y2": "second latent level",
+                  "y3": "third latent level", "y4": "fourth latent level", "z2": "second hyper-latent"}
 
 STREAM_Z = 1
 STREAM_Y = 2
@@ -36,8 +42,12 @@ STREAM_ALPHA = 4
 STREAM_Y3 = 5  # hierarchical model: the middle latent layer
 STREAM_Y2 = 6  # hierarchical model: the shallow (detail) latent layer
 STREAM_Z2 = 7  # coarse2fine model: the second hyper layer
+STREAM_ICC = 8  # metadata (format version 2): the ICC colour profile, as found in the input
+STREAM_EXIF = 9  # metadata: the EXIF TIFF structure (no "Exif\0\0" prefix)
+STREAM_XMP = 10  # metadata: the XMP packet, UTF-8
+METADATA_STREAMS = {STREAM_ICC: "icc", STREAM_EXIF: "exif", STREAM_XMP: "xmp"}
 STREAM_NAMES = {STREAM_Z: "z", STREAM_Y: "y", STREAM_ESCAPE: "escape", STREAM_ALPHA: "alpha",
-                STREAM_Y3: "y3", STREAM_Y2: "y2", STREAM_Z2: "z2"}
+                STREAM_Y3: "y3", STREAM_Y2: "y2", STREAM_Z2: "z2", **METADATA_STREAMS}
 
 _FIXED = struct.Struct("<4sBBHIHIIBBHH")  # offsets 0..27, up to and including the params length
 _ENTRY = struct.Struct("<BII")  # stream table entry: kind, byte length, symbol count
@@ -83,6 +93,11 @@ class Header:
     quality_to_q8 = staticmethod(quality_to_q8)
 
 
+def format_version(streams: Sequence[Stream]) -> int:
+    """The version a file of these streams has: 2 when it carries metadata, else 1."""
+    return VERSION_METADATA if any(s.kind in METADATA_STREAMS for s in streams) else VERSION
+
+
 def _check_range(name: str, value: int, lo: int, hi: int) -> None:
     if not isinstance(value, int) or not lo <= value <= hi:
         raise ValueError(f"{name} must be an integer in {lo}..{hi}, got {value!r}")
@@ -91,8 +106,6 @@ def _check_range(name: str, value: int, lo: int, hi: int) -> None:
 def pack(header: Header, streams: Sequence[Stream]) -> bytes:
     """Serialise a header and its streams (in the given order) to .lic bytes."""
     h = header
-    if h.version != VERSION:
-        raise ValueError(f"this lic writes format version {VERSION} only, not {h.version}")
     _check_range("model_id", h.model_id, 0, 0xFFFF)
     _check_range("weights_id", h.weights_id, 0, 0xFFFFFFFF)
     _check_range("quality_q8", h.quality_q8, 1, 0xFFFF)
@@ -115,8 +128,11 @@ def pack(header: Header, streams: Sequence[Stream]) -> bytes:
         _check_range("stream length", len(s.data), 0, 0xFFFFFFFF)
         _check_range("stream symbol count", s.symbols, 0, 0xFFFFFFFF)
         table.append(_ENTRY.pack(s.kind, len(s.data), s.symbols))
+    if h.version != format_version(streams):
+        raise ValueError(f"these streams make a format version {format_version(streams)} file, not "
+                         f"{h.version} (version 2 exactly when there are metadata streams)")
     body = b"".join([
-        _FIXED.pack(MAGIC, VERSION, 0, h.model_id, h.weights_id, h.quality_q8, h.width, h.height,
+        _FIXED.pack(MAGIC, h.version, 0, h.model_id, h.weights_id, h.quality_q8, h.width, h.height,
                      MODES.index(h.mode), len(streams), h.layer_flags, len(params)),
         params, *table, *(bytes(s.data) for s in streams),
     ])
@@ -132,10 +148,11 @@ def unpack(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Header
         raise FormatError(f"truncated file: {len(data)} bytes, a .lic file has at least {MIN_SIZE}")
     (_, version, reserved, model_id, weights_id, quality_q8, width, height,
      mode_code, n, layer_flags, plen) = _FIXED.unpack_from(data)
-    if version != VERSION:
-        raise FormatError(f"unsupported format version {version} (this lic reads version {VERSION})")
+    if version not in VERSIONS:
+        raise FormatError(f"unsupported format version {version} (this lic reads versions "
+                          f"{' and '.join(map(str, VERSIONS))}; a newer lic reads it)")
     if reserved != 0:
-        raise FormatError(f"reserved flags are {reserved:#04x}; they must be 0 in format version 1")
+        raise FormatError(f"reserved flags are {reserved:#04x}; they must be 0 in format version {version}")
     table_end = _FIXED.size + plen + _ENTRY.size * n
     if zlib.crc32(data[:-4]) != _CRC.unpack_from(data, len(data) - 4)[0]:
         declared = table_end + _CRC.size
@@ -162,6 +179,11 @@ def unpack(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Header
         raise FormatError("invalid stream kind 0")
     if len(set(kinds)) != n:
         raise FormatError(f"duplicate stream kinds in the stream table: {kinds}")
+    metadata = [METADATA_STREAMS[k] for k in kinds if k in METADATA_STREAMS]
+    if version == VERSION and metadata:
+        raise FormatError(f"a {metadata[0]} stream in a format version 1 file (metadata needs version 2)")
+    if version == VERSION_METADATA and not metadata:
+        raise FormatError("a format version 2 file without a metadata stream (icc, exif or xmp)")
     payload = len(data) - table_end - _CRC.size
     total = sum(length for _, length, _ in entries)
     if total != payload:
@@ -203,6 +225,8 @@ def describe(header: Header, streams: Sequence[Stream]) -> dict:
         **_named_params(h),
         "streams": [{"kind": s.kind, "name": STREAM_NAMES.get(s.kind, f"kind{s.kind}"),
                      "bytes": len(s.data), "symbols": s.symbols} for s in streams],
+        "metadata": [{"kind": METADATA_STREAMS[s.kind], "bytes": len(s.data)}
+                     for s in streams if s.kind in METADATA_STREAMS],
         "total_bytes": total,
         "bpp": total * 8 / (h.width * h.height),
     }

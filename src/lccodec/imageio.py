@@ -1,10 +1,13 @@
 """Loading and saving images: every input normalised to 8-bit L, LA, RGB or RGBA planes.
 
-All failures (missing file, not an image, truncated, too large, unsupported) raise ImageError.
+An input's ICC profile, EXIF and XMP come with it (:mod:`lccodec.metadata`), and go into the
+outputs that can hold them. All failures (missing file, not an image, truncated, too large,
+unsupported) raise ImageError.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -13,7 +16,7 @@ import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO, Iterable, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -21,10 +24,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .atomic import atomic_output
 from .container import DEFAULT_MAX_PIXELS, MODES  # the format's modes and pixel limit, defined once
 from .errors import ImageError, LicError
+from .metadata import Metadata, read_metadata, save_options, strip_kinds
 
 WARN_16BIT = "16-bit image reduced to 8 bits"
-WARN_ICC = "ICC colour profile dropped (.lic files do not carry it yet; --strip silences this)"
-WARN_EXIF = "EXIF metadata dropped (.lic files do not carry it yet; --strip silences this)"
 
 #: File name suffixes of the images lic reads from a folder (bench, training data).
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm",
@@ -48,6 +50,7 @@ class RasterImage:
     alpha: np.ndarray | None  # HxW uint8, or None
     mode: str  # "L", "LA", "RGB" or "RGBA": what decode gives back
     warnings: list[str] = field(default_factory=list)
+    metadata: Metadata = field(default_factory=Metadata)  # ICC, EXIF, XMP: carried in the .lic file
 
     @property
     def width(self) -> int:
@@ -126,21 +129,20 @@ def _to_8bit(im: Image.Image) -> Image.Image:
     return Image.fromarray(out.astype(np.uint8))
 
 
-def _dropped_metadata(im: Image.Image) -> list[str]:
-    """Warnings for the metadata a .lic file cannot carry: an ICC profile, EXIF beyond orientation."""
-    notes = []
-    if im.info.get("icc_profile"):
-        notes.append(WARN_ICC)
-    if any(tag != 0x0112 for tag in im.getexif()):  # orientation is applied, not dropped
-        notes.append(WARN_EXIF)
-    return notes
+def _orientation(im: Image.Image) -> int:
+    """The EXIF (or XMP) orientation of an opened image; 1 when its EXIF cannot be read (the
+    metadata reader then drops that EXIF with a warning)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow's "Corrupt EXIF data": the reader decides
+            return int(im.getexif().get(0x0112, 1))
+    except _DECODE_ERRORS + (TypeError,):
+        return 1
 
 
-def _normalise(im: Image.Image, max_pixels: int, strip: bool = False) -> RasterImage:
-    """Check size, pick frame 0, decode, rotate per EXIF and reduce to L/LA/RGB/RGBA.
-
-    The warnings name what was changed or dropped; `strip` leaves out those about metadata.
-    """
+def _normalise(im: Image.Image, max_pixels: int, strip: frozenset[str] = frozenset()) -> RasterImage:
+    """Check size, pick frame 0, decode, read the metadata (less the kinds in `strip`), rotate
+    per EXIF and reduce to L/LA/RGB/RGBA. The warnings name what was changed or dropped."""
     _check_size(im.width, im.height, max_pixels)
     notes = []
     frames = getattr(im, "n_frames", 1)
@@ -150,9 +152,10 @@ def _normalise(im: Image.Image, max_pixels: int, strip: bool = False) -> RasterI
     wide = _is_16bit(im)
     la16 = "LA;16" in _rawmodes(im)  # Pillow opens 16-bit LA as RGBA
     im.load()
-    if not strip:
-        notes += _dropped_metadata(im)
-    if im.getexif().get(0x0112, 1) != 1:  # EXIF orientation tag
+    upright = _orientation(im) != 1  # applied to the pixels
+    metadata, dropped = read_metadata(im, strip, upright)
+    notes += dropped
+    if upright:
         im = ImageOps.exif_transpose(im)
     if im.mode in ("I", "F") or im.mode.startswith("I;16"):
         wide = wide or im.mode != "F"
@@ -174,7 +177,7 @@ def _normalise(im: Image.Image, max_pixels: int, strip: bool = False) -> RasterI
     if wide:
         notes.insert(0, WARN_16BIT)
     raster = _from_array(np.array(im), max_pixels)
-    raster.warnings = notes
+    raster.warnings, raster.metadata = notes, metadata
     return raster
 
 
@@ -186,15 +189,19 @@ def _bomb_message(exc: Exception) -> str:
 
 
 def load_image(source: Source | RasterImage, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-               strip: bool = False) -> RasterImage:
+               strip: bool | str | Iterable[str] = False) -> RasterImage:
     """Load an image from a path, bytes, binary file, PIL image or uint8/uint16 array (a
-    RasterImage comes back as it is). Images of more than `max_pixels` are refused from their
-    header, before their pixels are decoded.
+    RasterImage comes back as it is, less the metadata kinds `strip` names). Images of more than
+    `max_pixels` are refused from their header, before their pixels are decoded.
 
-    `strip=True`: no warning that an ICC profile or EXIF metadata is dropped (they always are).
+    Its ICC profile, EXIF and XMP are kept in ``.metadata``; `strip` drops them: True (or 'all')
+    every kind, or the kinds named ('icc,exif', ['xmp']).
     """
+    strip = strip_kinds(strip)
     if isinstance(source, RasterImage):
         _check_size(source.width, source.height, max_pixels)
+        if strip:
+            source.metadata = Metadata(**{k: None if k in strip else v for k, v in vars(source.metadata).items()})
         return source
     if isinstance(source, np.ndarray):
         return _from_array(source, max_pixels)
@@ -285,11 +292,45 @@ def output_format(dest: str | os.PathLike, fmt: str | None = None) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=None)
+def _writes(fmt: str, mode: str) -> bool:
+    """Whether Pillow writes `mode` images as `fmt` (tried on one pixel)."""
+    try:
+        Image.new(mode, (1, 1)).save(io.BytesIO(), format=fmt)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
+def output_mode(mode: str, fmt: str) -> tuple[str, str | None]:
+    """The mode an image of `mode` is written in as `fmt`, and a warning when its alpha is flattened.
+
+    A format without alpha (JPEG, PPM…) gets an LA or RGBA image composited onto white; one that
+    cannot hold the colours either is refused (ImageError), before any decoding work.
+    """
+    if _writes(fmt, mode):
+        return mode, None
+    flat = mode[:-1] if mode in ("LA", "RGBA") else mode
+    if flat != mode and _writes(fmt, flat):
+        return flat, (f"{fmt} has no alpha channel: the {mode} image is flattened onto white "
+                      "(.png, .webp and .tiff keep alpha)")
+    raise ImageError(f"{fmt} files cannot hold {mode} images")
+
+
+def flatten(pil: Image.Image) -> Image.Image:
+    """An LA or RGBA image composited onto white, as L or RGB."""
+    rgba = pil.convert("RGBA")
+    white = Image.new("RGBA", pil.size, (255, 255, 255, 255))
+    return Image.alpha_composite(white, rgba).convert(pil.mode[:-1])
+
+
 def save_image(img: RasterImage | Image.Image, dest: str | os.PathLike | BinaryIO,
-               format: str | None = None) -> None:
+               format: str | None = None, metadata: Metadata | None = None) -> list[str]:
     """Save to a path (atomically) or a binary stream; format from `format`, else the extension.
 
-    An extension Pillow does not know gives PNG here; `lic decode` refuses it (:func:`output_format`).
+    `metadata` is written where the format can hold it; alpha is flattened where it cannot
+    (:func:`output_mode`). Returns a warning for each thing left out. An extension Pillow does
+    not know gives PNG here; `lic decode` refuses it (:func:`output_format`).
     """
     pil = to_pil(img) if isinstance(img, RasterImage) else img
     is_path = isinstance(dest, (str, os.PathLike))
@@ -300,12 +341,20 @@ def save_image(img: RasterImage | Image.Image, dest: str | os.PathLike | BinaryI
         fmt = Image.registered_extensions().get(Path(dest).suffix.lower(), "PNG") if is_path else "PNG"
     label = os.fspath(dest) if is_path else str(getattr(dest, "name", "<stream>"))
     try:
+        mode, flattened = output_mode(pil.mode, fmt)
+    except ImageError as exc:
+        raise ImageError(f"cannot write '{label}': {exc}") from None
+    try:
+        options, notes = save_options(metadata or Metadata(), fmt)
+        if mode != pil.mode:
+            pil, notes = flatten(pil), [flattened, *notes]
         if is_path:
             with atomic_output(dest) as f:
-                pil.save(f, format=fmt)
+                pil.save(f, format=fmt, **options)
         else:
-            pil.save(dest, format=fmt)
+            pil.save(dest, format=fmt, **options)
     except LicError:
         raise
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ImageError(f"cannot save an image of mode {pil.mode} as {fmt} to '{label}': {exc}") from exc
+    return notes

@@ -1,4 +1,4 @@
-"""The streams a .lic file carries beside the latent streams: escape and alpha.
+"""The streams a .lic file carries beside the latent streams: escape, alpha and metadata.
 
 * ``escape`` — values no table could code, as zigzag LEB128 varints in decode order
   (:mod:`lccodec.coding.escape`); every file has one (empty when nothing was escaped). Its symbol
@@ -7,6 +7,8 @@
   PNG, read strictly: the signature, IHDR (W×H, bit depth 8, grayscale, no interlace), one or
   more IDAT, IEND, and nothing else; every chunk's CRC; one complete zlib stream holding exactly
   H rows of 1 + W bytes with filter types 0..4, and no data after it.
+* ``icc``, ``exif``, ``xmp`` — format version 2 only: raw metadata, one symbol per byte, each
+  checked by :meth:`lccodec.metadata.Metadata.from_streams`; no probability depends on them.
 
 Each defect is a FormatError (docs/format.md, "How a decoder must refuse").
 """
@@ -22,6 +24,7 @@ from PIL import Image
 from .coding import EscapeReader
 from .container import STREAM_ALPHA, STREAM_ESCAPE, Header, Stream
 from .errors import FormatError, StreamError
+from .metadata import Metadata
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHUNK = struct.Struct(">I4s")
@@ -34,7 +37,7 @@ def has_alpha(mode: str) -> bool:
 
 def check_side_streams(header: Header, streams: dict[int, Stream]) -> None:
     """Before decoding: the escape stream is there and could hold its count; alpha is there
-    exactly for LA/RGBA, with W·H symbols."""
+    exactly for LA/RGBA, with W·H symbols; the metadata streams are well formed."""
     escape = streams.get(STREAM_ESCAPE)
     if escape is None:
         raise FormatError("corrupt: the escape stream is missing")
@@ -44,12 +47,12 @@ def check_side_streams(header: Header, streams: dict[int, Stream]) -> None:
     if not has_alpha(header.mode):
         if alpha is not None:
             raise FormatError(f"corrupt: an alpha stream in a file of mode {header.mode}")
-        return
-    if alpha is None:
+    elif alpha is None:
         raise FormatError("corrupt: alpha stream is missing")
-    if alpha.symbols != header.width * header.height:
+    elif alpha.symbols != header.width * header.height:
         raise FormatError(f"corrupt: the alpha stream declares {alpha.symbols} symbols, "
                           f"not {header.width}x{header.height}")
+    Metadata.from_streams(streams)
 
 
 def check_escapes_used(escapes: EscapeReader, stream: Stream) -> None:

@@ -34,9 +34,13 @@ import numpy as np
 
 import lccodec
 
+from PIL import Image
+
 from .. import container
 from ..container import MODES, Stream
 from ..errors import LicError
+from ..imageio import load_image
+from ..metadata import Metadata
 
 FIXED_SIZE = 28  # bytes of the fixed header, up to and including the params length
 OFF_SIZE, OFF_MODE, OFF_COUNT, OFF_PLEN = 14, 22, 23, 26  # width+height (2 x u32), mode, streams, params length
@@ -64,13 +68,25 @@ def seed_image(height: int, width: int, mode: str, seed: int = 0) -> np.ndarray:
     return np.concatenate([colour, alpha[..., None]], axis=2) if mode.endswith("A") else colour
 
 
+def seed_metadata() -> Metadata:
+    """A small ICC profile (its header and an empty tag table), EXIF and XMP that pass the rules."""
+    icc = struct.pack(">I", 132) + bytes(32) + b"acsp" + bytes(92)
+    exif = Image.Exif()
+    exif[0x010F] = "lic fuzz"
+    return Metadata(icc, exif.tobytes()[6:], '<x:xmpmeta xmlns:x="adobe:ns:meta/">é</x:xmpmeta>'.encode())
+
+
 def make_seeds(device: str = "cpu", model: str = "hyperprior") -> list[bytes]:
-    """Valid .lic files of every mode, small sizes and low and high qualities."""
+    """Valid .lic files of every mode, small sizes and low and high qualities, and one with
+    metadata (format version 2)."""
     codec = lccodec.open_model(model, device)
     lo, hi = codec.quality_range
     out = []
     for i, (h, w, mode, q) in enumerate(SEED_IMAGES):
         out.append(codec.encode(seed_image(h, w, mode, seed=i), min(max(q, lo), hi)).data)
+    raster = load_image(seed_image(16, 24, "RGB", seed=9))
+    raster.metadata = seed_metadata()
+    out.append(codec.encode(raster, min(max(4.0, lo), hi)).data)
     return out
 
 
@@ -89,9 +105,15 @@ def table_end(data: bytes) -> int:
 
 
 def repack(data: bytes, streams: list[Stream] | None = None, **fields) -> bytes:
-    """Unpack a valid file, replace header fields and/or streams, pack with a correct CRC."""
+    """Unpack a valid file, replace header fields and/or streams, pack with a correct CRC.
+
+    The version byte stays the file's (or `version=`), even where the streams need the other.
+    """
     header, old = container.unpack(data)
-    return container.pack(dataclasses.replace(header, **fields), old if streams is None else streams)
+    streams = old if streams is None else streams
+    version = fields.pop("version", header.version)
+    packed = container.pack(dataclasses.replace(header, **fields, version=container.format_version(streams)), streams)
+    return fix_crc(packed[:4] + bytes([version]) + packed[5:])
 
 
 def set_u32(data: bytes, offset: int, value: int) -> bytes:
@@ -235,6 +257,28 @@ def stream_games(rng: random.Random, seed: bytes) -> Iterator[tuple[str, bytes]]
         yield "alpha-garbage", repack(seed, bad)
 
 
+def metadata_games(rng: random.Random, seed: bytes) -> Iterator[tuple[str, bytes]]:
+    """Metadata streams in a version 1 file, a version 2 file without them, and each metadata
+    stream miscounted, emptied, truncated, replaced by random or non-UTF-8 bytes."""
+    _, streams = container.unpack(seed)
+    plain = [s for s in streams if s.kind not in container.METADATA_STREAMS]
+    if len(plain) == len(streams):
+        yield "metadata-in-version-1", repack(seed, streams + seed_metadata().to_streams()[:1], version=1)
+        yield "version-2-without-metadata", repack(seed, version=2)
+        return
+    yield "version-2-without-metadata", repack(seed, plain)
+    yield "metadata-in-version-1", repack(seed, version=1)
+    for i, s in enumerate(streams):
+        if s.kind not in container.METADATA_STREAMS:
+            continue
+        for label, data, symbols in (("miscounted", s.data, s.symbols + rng.choice((-1, 1, 1 << 31))),
+                                     ("emptied", b"", 0), ("truncated", s.data[:len(s.data) // 2], len(s.data) // 2),
+                                     ("random", rng.randbytes(len(s.data)), len(s.data)),
+                                     ("not-utf8", b"\xff\xfe" + s.data, len(s.data) + 2)):
+            changed = streams[:i] + [Stream(s.kind, data, symbols)] + streams[i + 1:]
+            yield f"metadata-{container.METADATA_STREAMS[s.kind]}-{label}", repack(seed, changed)
+
+
 def relabels(rng: random.Random, seed: bytes) -> Iterator[tuple[str, bytes]]:
     """A valid file relabelled as another model id, weights, mode or quality (correct CRC)."""
     header, _ = container.unpack(seed)
@@ -251,7 +295,7 @@ def relabels(rng: random.Random, seed: bytes) -> Iterator[tuple[str, bytes]]:
 MUTATORS: dict[str, Mutator] = {
     "truncations": truncations, "bit_flips": bit_flips, "random_inputs": random_inputs,
     "field_values": field_values, "escape_garbage": escape_garbage,
-    "stream_games": stream_games, "relabels": relabels,
+    "stream_games": stream_games, "metadata_games": metadata_games, "relabels": relabels,
 }
 
 

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 
 from ..coding import EscapeReader, EscapeWriter
-from ..container import STREAM_ALPHA, STREAM_ESCAPE, STREAM_NAMES, Stream
+from ..container import METADATA_STREAMS, STREAM_ALPHA, STREAM_ESCAPE, STREAM_NAMES, Stream
 from ..entropy_models import gaussian_likelihood
 from ..errors import FormatError
 
-FILE_STREAMS = frozenset((STREAM_ESCAPE, STREAM_ALPHA))  # beside the latents (lccodec.side_streams)
+FILE_STREAMS = frozenset((STREAM_ESCAPE, STREAM_ALPHA, *METADATA_STREAMS))  # beside the latents (lccodec.side_streams)
 SCALE_LOWER_BOUND = 0.11  # training: predicted scales below this are lifted (identity gradient)
 
 
