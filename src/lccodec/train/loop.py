@@ -474,8 +474,10 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
 
     start = time.perf_counter()
 
+    eval_seconds = 0.0  # spent on evaluations: not training device time
+
     def used_seconds() -> float:
-        return base_seconds + time.perf_counter() - start
+        return base_seconds + time.perf_counter() - start - eval_seconds
 
     def run_meta() -> dict:
         return {
@@ -615,6 +617,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
                     if (result := evaluate(model)) is not None:
                         evaluations.append({"step": step, **asdict(result)})
                     last_eval = window_t = time.perf_counter()  # the evaluation is not step time
+                    eval_seconds += last_eval - now
 
     sync()
     elapsed = time.perf_counter() - start
@@ -625,10 +628,10 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> TrainResul
     if cool_from is None:
         ckpt()
     log(f"stopped at step {step}/{plan.steps}: {elapsed / 60:.1f} min, {ms:.1f} ms/step this run")
+    seconds, meta = used_seconds(), run_meta()  # the training's device time, without the evaluation
     if (result := evaluate(model)) is not None:
         evaluations.append({"step": step, **asdict(result)})
     return TrainResult(
         model=model, step=step, planned_steps=plan.steps or step, device=label,
-        device_seconds=used_seconds(), history=history, ms_per_step=ms, meta=run_meta(),
-        evaluations=evaluations,
+        device_seconds=seconds, history=history, ms_per_step=ms, meta=meta, evaluations=evaluations,
     )
