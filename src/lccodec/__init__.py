@@ -62,23 +62,25 @@ class ModelInfo:
 
 
 def list_models() -> list[ModelInfo]:
-    """Every model this lic ships whose weights are present."""
-    from .codec import open_model
-    from .models import MODELS
+    """Every model this lic ships whose weights are present, from the weights files' metadata
+    alone (no torch, nothing verified: a model's weights are verified when it is opened)."""
+    from .identity import IDENTITIES
+    from .weights_io import SHARED_FIELD, installed_weights, read_metadata, stored_bytes
 
     out = []
-    for spec in MODELS.values():
+    for ident in IDENTITIES:
         try:
-            codec = open_model(spec.name, "cpu")
+            path = installed_weights(ident.name)
+            meta = read_metadata(path)
         except ModelError:
             continue
-        identity = codec.weights_identity
-        out.append(
-            ModelInfo(spec.name, spec.model_id, spec.description, codec.quality_range,
-                      codec.weights_bytes, codec.weights_id, identity.sha256, identity.legacy)
-        )
+        levels = len(meta["config"].get("lambdas") or ()) or 8  # every model's own ladder has 8
+        sha, weights_id = meta.get("weights_sha256"), meta.get("weights_id")
+        valid_id = isinstance(weights_id, str) and len(weights_id) == 8 and weights_id.isalnum()
+        out.append(ModelInfo(ident.name, ident.model_id, ident.description, (1.0, float(levels)),
+                             stored_bytes(path, meta.get(SHARED_FIELD)),
+                             int(weights_id, 16) if valid_id else None, sha, sha is None))
     return out
-
 
 def _pixel_limit(max_pixels: int | None) -> int:
     """`max_pixels` (a positive integer), or the default limit 2^27 for None."""
@@ -89,6 +91,7 @@ def _pixel_limit(max_pixels: int | None) -> int:
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral) or max_pixels < 1:
         raise LicError(f"max_pixels must be a positive integer, got {max_pixels!r}")
     return int(max_pixels)
+
 
 
 def encode(

@@ -43,7 +43,6 @@ def encode_file(source: str, destination: str, model: str | None = None, quality
     any work; `overwrite=False` refuses an existing destination; `force` allows binary output to
     a terminal.
     """
-    from .codec import open_model
     from .container import DEFAULT_MAX_PIXELS
     from .imageio import load_image
 
@@ -51,6 +50,8 @@ def encode_file(source: str, destination: str, model: str | None = None, quality
     start = time.perf_counter()
     image = load_image(read_input(source) if source == STDIO else source, strip=strip,
                        max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
+    from .codec import open_model  # torch: only once the paths and the image are good
+
     codec = open_model(model, device, weights)
     enc = codec.encode(image, quality, bpp=bpp, psnr=psnr, size=size)
     write_output(destination, enc.data)

@@ -21,6 +21,7 @@ import click
 from . import __version__
 from .default_model import DEFAULT_MODEL
 from .errors import LicError, LicWarning
+from .identity import identity
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -109,9 +110,19 @@ class LazyGroup(click.Group):
     main() reports failures as `lic: error:` lines, --debug being accepted anywhere."""
 
     lazy = {"bench": "lccodec.bench.cli:bench", "train": "lccodec.train.cli:train_command"}
+    #: their lines in `lic --help`, so that the help imports neither (nor torch)
+    lazy_help = {"bench": "Benchmark lic's models and other codecs on a folder of images.",
+                 "train": "Train a model with variable rate and export its weights."}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.lazy])
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, self.lazy_help[name] if name in self.lazy else
+                 self.commands[name].get_short_help_str(formatter.width - 6 - len(name)))
+                for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in self.lazy:
@@ -294,11 +305,12 @@ def encode(paths: tuple[str, ...], model: str | None, quality: float | None, bpp
     """Encode images to .lic files ('-' for stdin/stdout)."""
     from .atomic import same_file
     from .batch import encode_file
-    from .codec import open_model
     from .imageio import IMAGE_SUFFIXES
 
     if sum(v is not None for v in (quality, bpp, psnr, size)) > 1:
         raise click.UsageError("give only one of --quality, --bpp, --psnr and --size")
+    if model is not None:
+        identity(model)  # an unknown name is refused here, before torch is imported
     pairs, form = _plan(paths, output, out_dir, ".lic")
     (source, destination) = pairs[0]
     if form == "positional" and Path(destination).suffix.lower() in IMAGE_SUFFIXES \
@@ -306,6 +318,8 @@ def encode(paths: tuple[str, ...], model: str | None, quality: float | None, bpp
         raise click.UsageError(f"'{destination}' looks like an image, not an output .lic file: "
                                "several inputs need -d DIR (-o OUT names the output)")
     if form == "folder":
+        from .codec import open_model
+
         open_model(model, device, weights)  # refuse an unknown model or bad weights once, before any file
 
     def describe(r: Any) -> str:

@@ -21,15 +21,16 @@ held every tensor (``shared`` is not hashed), so splitting a file keeps its weig
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
 import os
 import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from safetensors import safe_open
 from safetensors.numpy import save as save_numpy
 
@@ -37,12 +38,26 @@ from .atomic import write_bytes_atomic
 from .errors import ModelError
 from .released_weights import find_release
 
+if TYPE_CHECKING:  # torch is imported where tensors are made: reading metadata needs none
+    import torch
+
 TABLE_PREFIX = "tables."
 SHARED_FIELD = "shared"  # the metadata naming the part file that holds the rest of the tensors
 PART_FIELD = "part"  # a part file's metadata: what it holds ("transforms")
 ID_FIELDS = ("weights_id", "weights_sha256", SHARED_FIELD)  # the metadata the SHA-256 does not cover
 PART_NAME = re.compile(r"transforms-[0-9a-f]{8}\.safetensors")
 JSON_FIELDS = ("config", "manifest")
+WEIGHTS_ENV = "LIC_WEIGHTS_DIR"  # a folder of weights files to use instead of the installed ones
+
+
+def installed_weights(model: str) -> Path:
+    """Where model `model`'s weights file is: $LIC_WEIGHTS_DIR if set, else the package data."""
+    override = os.environ.get(WEIGHTS_ENV)
+    folder = Path(override) if override else Path(str(importlib.resources.files("lccodec.weights")))
+    path = folder / f"{model}.safetensors"
+    if not path.is_file():
+        raise ModelError(f"no weights for model '{model}' (looked for {path})")
+    return path
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,8 @@ def tensors_crc32(arrays: dict[str, np.ndarray]) -> int:
 
 def state_arrays(model: torch.nn.Module, tables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The tensors of a weights file: fp16 parameters and buffers, then the integer tables."""
+    import torch
+
     arrays = {
         name: t.detach().to("cpu", torch.float16).numpy()
         for name, t in model.state_dict().items()
@@ -215,6 +232,8 @@ def identify(path: str | os.PathLike) -> WeightsIdentity:
 
 
 def _float_state(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    import torch
+
     return {k: torch.from_numpy(v.astype(np.float32)) for k, v in arrays.items() if not k.startswith(TABLE_PREFIX)}
 
 
@@ -225,13 +244,12 @@ def weights_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return _float_state(arrays)
 
 
-@torch.no_grad()
 def copy_matching(
     model: torch.nn.Module, state: dict[str, torch.Tensor], overrides: dict[str, torch.Tensor] | None = None
 ) -> list[str]:
     """Warm-start helper: load every tensor of `state` whose name and shape `model` shares, then
     `overrides`; returns the names copied from `state`."""
-    own = model.state_dict()
+    own = model.state_dict()  # load_state_dict copies without recording gradients
     copied = [k for k, v in state.items() if k in own and own[k].shape == v.shape]
     own.update({k: state[k] for k in copied})
     own.update(overrides or {})

@@ -6,16 +6,15 @@ A new model is one line here (and one there).
 """
 from __future__ import annotations
 
-import importlib.resources
 import inspect
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelError
 from ..identity import BY_ID, IDENTITIES
+from ..weights_io import WEIGHTS_ENV, installed_weights  # noqa: F401 (WEIGHTS_ENV: re-exported)
 from .base import LicModel
 from .coarse2fine import Coarse2FineModel
 from .context import ContextModel
@@ -23,7 +22,6 @@ from .hierarchical import HierarchicalModel
 from .hyperprior import HyperpriorModel
 from .reference import ReferenceModel
 
-WEIGHTS_ENV = "LIC_WEIGHTS_DIR"
 
 MODEL_CLASSES: tuple[type[LicModel], ...] = (
     HyperpriorModel,
@@ -89,11 +87,4 @@ def build_model(spec: ModelSpec, config: dict | None = None) -> LicModel:
 
 def weights_path(spec: ModelSpec) -> Path:
     """Where the weights of `spec` are: $LIC_WEIGHTS_DIR if set, else the installed package data."""
-    override = os.environ.get(WEIGHTS_ENV)
-    if override:
-        path = Path(override) / spec.weights_file
-    else:
-        path = Path(str(importlib.resources.files("lccodec.weights") / spec.weights_file))
-    if not path.is_file():
-        raise ModelError(f"no weights for model '{spec.name}' (looked for {path})")
-    return path
+    return installed_weights(spec.name)
