@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import struct
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, fields
 
 from PIL import Image, PngImagePlugin
@@ -131,13 +131,18 @@ def _tiff_exif(im: Image.Image) -> bytes | None:
     if not any(tag in source for tag in _EXIF_IFDS):
         return None
     exif = Image.Exif()
+    _copy_photo_tags(source, exif)
+    return exif.tobytes()[len(EXIF_PREFIX):]
+
+
+def _copy_photo_tags(source: Image.Exif, target: MutableMapping) -> None:
+    """Copy `source`'s descriptive IFD0 tags and its EXIF and GPS IFDs into `target`."""
     for tag in _DESCRIPTIVE:
         if tag in source:
-            exif[tag] = source[tag]
+            target[tag] = source[tag]
     for tag in _EXIF_IFDS:
         if tag in source:
-            exif[tag] = source.get_ifd(tag)
-    return exif.tobytes()[len(EXIF_PREFIX):]
+            target[tag] = source.get_ifd(tag)
 
 
 def exif_upright(tiff: bytes) -> bytes | None:
@@ -210,12 +215,7 @@ def _tiff_tags(metadata: Metadata) -> tuple[bytes, list[str]]:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             source.load(metadata.exif)
-            for tag in _DESCRIPTIVE:
-                if tag in source:
-                    tags[tag] = source[tag]
-            for tag in _EXIF_IFDS:
-                if tag in source:
-                    tags[tag] = source.get_ifd(tag)
+            _copy_photo_tags(source, tags)
         if caught:
             notes.append("EXIF not written in full: Pillow reads it as corrupt")
     if metadata.xmp:
